@@ -46,8 +46,13 @@ class RoleSegmentation(_Strict):
     background_radius_um: float = Field(
         40.0, gt=0, description="Scale of the background (illumination, autofluorescence) removed before thresholding, in um; larger than the biggest cell."
     )
-    threshold: Literal["otsu", "li", "triangle", "yen"] | float = Field(
-        "otsu", description="Threshold method on the background-corrected image, or a fixed value in its intensity units."
+    threshold: Literal["otsu", "multiotsu", "li", "triangle", "yen"] | float = Field(
+        "otsu",
+        description="Threshold method on the background-corrected voxels inside the tissue mask, or a fixed value in those intensity units.",
+    )
+    autofluorescence_k: float = Field(
+        4.0, ge=0,
+        description="The threshold is at least the tissue median + k robust SDs (autofluorescence floor); 0 disables it.",
     )
     min_diameter_um: float = Field(10.0, ge=0, description="Objects with a smaller equivalent diameter are dropped (debris, puncta).")
     max_diameter_um: float = Field(60.0, gt=0, description="Objects with a larger equivalent diameter are dropped.")
@@ -79,8 +84,8 @@ def _nuclei_defaults() -> RoleSegmentation:
 class TissueSegmentation(_Strict):
     """Tissue mask: septa and vessel walls, air spaces excluded."""
 
-    smoothing_sigma_um: float = Field(3.0, ge=0, description="Gaussian smoothing of the tissue channel, in um.")
-    threshold: Literal["otsu", "li", "triangle", "yen"] | float = Field("li", description="Threshold method or fixed value.")
+    smoothing_sigma_um: float = Field(0.5, ge=0, description="Gaussian smoothing of the tissue channel, in um.")
+    threshold: Literal["multiotsu", "otsu", "li", "triangle", "yen"] | float = Field("li", description="Threshold method or fixed value.")
     min_hole_area_um2: float = Field(50.0, ge=0, description="Holes smaller than this inside tissue are filled (they are not air spaces).")
     min_area_um2: float = Field(50.0, ge=0, description="Tissue fragments smaller than this are dropped.")
 
