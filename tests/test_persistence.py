@@ -63,14 +63,18 @@ def row(table, **keys):
     return table[sel].iloc[0]
 
 
-def profile_ls_half_life(t, y):
-    """Unweighted least-squares half-life of y = A exp(-k t), A eliminated in closed form (independent of curve_fit)."""
+def profile_ls_half_life(t, y, sigma=None):
+    """Least-squares half-life of y = A exp(-k t) with weights 1/sigma^2, A eliminated in closed form.
+
+    A one-dimensional search on the profile sum of squares: independent of curve_fit.
+    """
     t, y = np.asarray(t, float), np.asarray(y, float)
+    w = np.ones_like(y) if sigma is None else 1.0 / np.asarray(sigma, float) ** 2
 
     def ssr(log_k):
         e = np.exp(-math.exp(log_k) * t)
-        a = (y @ e) / (e @ e)
-        return float(np.sum((y - a * e) ** 2))
+        a = np.sum(w * y * e) / np.sum(w * e * e)
+        return float(np.sum(w * (y - a * e) ** 2))
 
     res = optimize.minimize_scalar(ssr, bounds=(math.log(1e-4), math.log(10.0)), method="bounded",
                                    options={"xatol": 1e-12})
@@ -220,6 +224,21 @@ def test_fit_with_poisson_noise_is_within_25_percent():
         truth = HALF_LIVES[r["group"]]
         assert abs(r["half_life_h"] / truth - 1) < 0.25, (r["group"], r["model"], r["half_life_h"])
         assert (r["n_animals"], r["n_timepoints"]) == (20, 4)
+
+
+def test_exponential_fit_is_sem_weighted_least_squares():
+    samples = noisy_samples(seed=11)
+    table = persistence_table(samples, bootstrap=0)
+    fit = fit_decay(samples, bootstrap=0)
+    for group in HALF_LIVES:
+        g = table[table["group"] == group]
+        weighted = profile_ls_half_life(g["time_h"], g["msc_per_mm2_mean"], g["msc_per_mm2_sem"])
+        unweighted = profile_ls_half_life(g["time_h"], g["msc_per_mm2_mean"])
+        assert abs(weighted / unweighted - 1) > 1e-3  # the weights matter for these data
+        assert row(fit, group=group, model="exponential")["half_life_h"] == pytest.approx(weighted, rel=1e-6)
+        animals = animal_table(samples[samples["group"] == group])
+        slope, _ = np.polyfit(animals["time_h"], np.log(animals["msc_per_mm2"]), 1)
+        assert row(fit, group=group, model="log_linear")["half_life_h"] == pytest.approx(-LN2 / slope, rel=1e-9)
 
 
 # --------------------------------------------------------------------------- edge cases

@@ -433,18 +433,29 @@ def costes_test(a, b, mask=None, *, n=100, block_size=None, seed=0) -> float:
     if any(k > s for k, s in zip(block, a_arr.shape)):
         raise ValueError(f"block_size {block} is larger than the image shape {a_arr.shape}")
 
-    xb = _to_blocks(a_arr.astype(np.float64), block)
-    yb = _to_blocks(b_arr.astype(np.float64), block)
-    mb = _to_blocks(m_arr, block)
+    r_obs, r_rand = _randomised_r(a_arr, b_arr, m_arr, block, int(n), seed)
+    if math.isnan(r_obs):
+        return math.nan
+    r_rand = r_rand[~np.isnan(r_rand)]
+    n_ge = int(np.count_nonzero(r_rand >= r_obs))
+    log.debug("costes_test: r_obs %.4g, %d of %d randomised r >= r_obs", r_obs, n_ge, r_rand.size)
+    return n_ge / r_rand.size
+
+
+def _randomised_r(a, b, mask, block, n, seed) -> tuple[float, np.ndarray]:
+    """Observed r and the r of `n` block permutations of `a` (see `costes_test`)."""
+    xb = _to_blocks(a.astype(np.float64), block)
+    yb = _to_blocks(b.astype(np.float64), block)
+    mb = _to_blocks(mask, block)
     keep = mb.any(axis=1)
     xb, yb, mb = xb[keep], yb[keep], mb[keep]
     if xb.shape[0] < 2:
         raise ValueError(f"fewer than 2 blocks of block_size {block} hold mask pixels; use smaller blocks")
     if math.isnan(_r(xb[mb], yb[mb])):
-        return math.nan
-    # Per randomisation r from weighted sums: gathers of a's blocks and dot products;
-    # values centred on the masked means and zeroed outside the mask. When every
-    # kept block is wholly inside the mask only the cross term changes.
+        return math.nan, np.full(n, math.nan)
+    # r from weighted sums: gathers of a's blocks and dot products, values centred on
+    # the masked means and zeroed outside the mask. When every kept block lies wholly
+    # inside the mask, only the cross term changes with the permutation.
     w = mb.astype(np.float64)
     xw = (xb - xb[mb].mean()) * w
     yw = ((yb - yb[mb].mean()) * w).ravel()
@@ -452,31 +463,24 @@ def costes_test(a, b, mask=None, *, n=100, block_size=None, seed=0) -> float:
     w_flat = w.ravel()
     full = bool(mb.all())
     if full:
-        nn, sx, sy, sxx, syy = float(w_flat.size), float(xw.sum()), float(yw.sum()), float(xxw.sum()), float(yyw.sum())
+        nn, sx, sy = float(w_flat.size), float(xw.sum()), float(yw.sum())
+        vx, vy = float(xxw.sum()) - sx * sx / nn, float(yyw.sum()) - sy * sy / nn
 
     def r_of(perm) -> float:
         xs = np.take(xw, perm, axis=0).ravel()
         if full:
-            vx, vy = sxx - sx * sx / nn, syy - sy * sy / nn
             return (_dot(xs, yw) - sx * sy / nn) / math.sqrt(vx * vy)
         ws, xxs = (np.take(arr, perm, axis=0).ravel() for arr in (w, xxw))
         n_, sx_, sy_ = _dot(ws, w_flat), _dot(xs, w_flat), _dot(ws, yw)
         sxx_, syy_ = _dot(xxs, w_flat), _dot(ws, yyw)
-        vx, vy = sxx_ - sx_ * sx_ / n_, syy_ - sy_ * sy_ / n_
-        if n_ < 2 or not (vx > _VAR_RTOL * sxx_ and vy > _VAR_RTOL * syy_):
+        vx_, vy_ = sxx_ - sx_ * sx_ / n_, syy_ - sy_ * sy_ / n_
+        if n_ < 2 or not (vx_ > _VAR_RTOL * sxx_ and vy_ > _VAR_RTOL * syy_):
             return math.nan
-        return (_dot(xs, yw) - sx_ * sy_ / n_) / math.sqrt(vx * vy)
+        return (_dot(xs, yw) - sx_ * sy_ / n_) / math.sqrt(vx_ * vy_)
 
     r_obs = r_of(np.arange(xb.shape[0]))  # same arithmetic as the randomised r
     rng = np.random.default_rng(seed)
-    n_ge = n_valid = 0
-    for _ in range(int(n)):
-        r = r_of(rng.permutation(xb.shape[0]))
-        if not math.isnan(r):
-            n_valid += 1
-            n_ge += r >= r_obs
-    log.debug("costes_test: r_obs %.4g, %d of %d randomised r >= r_obs", r_obs, n_ge, n_valid)
-    return float((1 + n_ge) / (1 + n_valid))
+    return r_obs, np.array([r_of(rng.permutation(xb.shape[0])) for _ in range(n)], dtype=np.float64)
 
 
 def coloc_summary(a, b, mask=None, *, convention="jacop", randomisations=0, seed=0,

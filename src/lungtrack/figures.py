@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import matplotlib as mpl
+from matplotlib import ticker
 from matplotlib.figure import Figure
 from matplotlib.legend_handler import HandlerTuple
 
@@ -23,8 +24,9 @@ _STYLE = {
     "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
     "legend.fontsize": 7, "axes.linewidth": 0.8, "lines.linewidth": 1.2,
 }
-#: Text stays text in SVG and PDF (editable in Illustrator/Inkscape); TrueType in PDF.
-_SAVE_STYLE = {"svg.fonttype": "none", "pdf.fonttype": 42}
+#: Text stays text in SVG and PDF (editable in Illustrator/Inkscape); TrueType in PDF; a fixed
+#: salt for SVG element ids so that saving twice gives the same bytes.
+_SAVE_STYLE = {"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "lungtrack"}
 _Y_LABELS = {
     "msc_per_mm2": "MSCs per mm² of tissue",
     "macrophage_per_mm2": "Macrophages per mm² of tissue",
@@ -41,7 +43,7 @@ def _fmt(x):
     return "∞" if x == math.inf else f"{x:.1f}"
 
 
-def half_life_label(group, row):
+def _half_life_label(group, row):
     """Legend text for a group and its fit row, e.g. ``"BM: t1/2 = 8.1 h [6.9, 9.4]"``."""
     if row is None or math.isnan(row["half_life_h"]):
         return f"{group}: t1/2 n/a"
@@ -117,7 +119,7 @@ def persistence_figure(persistence, fit, animals=None, *, log_scale=False, value
             t = g["time_h"].to_numpy(dtype=float)
             dodge = (i - (len(groups) - 1) / 2) * 0.012 * (t_span or 1.0)
             row = exp_fit.get(group)
-            label = half_life_label(group, row) if row is not None else str(group)
+            label = _half_life_label(group, row) if row is not None else str(group)
             if animals is not None and value in animals.columns:
                 a = animals[animals["group"] == group]
                 ya = a[value].to_numpy(dtype=float)
@@ -126,8 +128,8 @@ def persistence_figure(persistence, fit, animals=None, *, log_scale=False, value
                 keep = np.isfinite(ya) & ((ya > 0) if log_scale else True)
                 ax.scatter(xa[keep], ya[keep], s=9, color=color, alpha=0.45, linewidths=0, zorder=2,
                            gid=f"animals:{group}")
-            eb = ax.errorbar(t + dodge, g[mean_col].to_numpy(dtype=float), yerr=g[sem_col].fillna(0).to_numpy(dtype=float),
-                             fmt="o", ms=4, color=color, mfc="white", mew=1.2, elinewidth=1.0, capsize=2.5, zorder=3)
+            eb = ax.errorbar(t + dodge, g[mean_col].to_numpy(dtype=float),
+                             yerr=g[sem_col].fillna(0).to_numpy(dtype=float), fmt="o", ms=4, color=color, mfc="white", mew=1.2, elinewidth=1.0, capsize=2.5, zorder=3)
             eb.lines[0].set_gid(f"mean:{group}")
             handle = eb.lines[0]
             if _drawable(row):
@@ -142,6 +144,7 @@ def persistence_figure(persistence, fit, animals=None, *, log_scale=False, value
         ax.set_ylabel(_Y_LABELS.get(value, value.replace("_per_mm2", " per mm²").replace("_", " ")))
         if log_scale:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))  # 10, 100, not 10^1
         else:
             ax.set_ylim(bottom=0)
         ax.set_xlim(left=0)
@@ -174,8 +177,9 @@ def save_figure(fig, path_stem):
     Notes
     -----
     The canvas is saved as is (no tight bounding box), so the PNG measures
-    ``figsize * 200`` pixels. SVG and PDF carry no creation date, so reruns
-    give identical files.
+    ``figsize * 200`` pixels. SVG and PDF carry no creation date and SVG ids
+    use a fixed salt, so saving the same figure again gives identical files.
+    Text is kept as text (SVG) and TrueType (PDF), editable in vector editors.
     """
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)

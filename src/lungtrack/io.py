@@ -230,6 +230,11 @@ def check_tiff(path: str | os.PathLike) -> None:
     if not os.path.exists(path):
         raise ImageReadError(f"{path}: file not found. Check the path (relative paths are relative to the manifest).")
     size = os.path.getsize(path)
+    # tifffile reports unreadable IFDs and tag values (a truncated file's tail) only in its log.
+    records: list[logging.LogRecord] = []
+    handler = _ListHandler(records)
+    tlog = logging.getLogger("tifffile")
+    tlog.addHandler(handler)
     try:
         with tifffile.TiffFile(path) as tif:
             for page in tif.pages:
@@ -241,6 +246,7 @@ def check_tiff(path: str | os.PathLike) -> None:
                             f"{path}: file is truncated (pixel data ends at byte {off + cnt}, file has {size}). "
                             "Copy or export the image again, or remove its row from the manifest."
                         )
+            _ = tif.series[0].shape
     except ImageReadError:
         raise
     except Exception as exc:  # tifffile raises several types for corrupt files
@@ -248,6 +254,23 @@ def check_tiff(path: str | os.PathLike) -> None:
             f"{path}: not a readable TIFF ({type(exc).__name__}: {exc}). Export it again as TIFF/OME-TIFF, "
             "or remove its row from the manifest."
         ) from exc
+    finally:
+        tlog.removeHandler(handler)
+    bad = [r.getMessage() for r in records if "offset" in r.getMessage() or "truncat" in r.getMessage()]
+    if bad:
+        raise ImageReadError(
+            f"{path}: file is truncated or corrupt ({bad[0].strip()}). Copy or export the image again, "
+            "or remove its row from the manifest."
+        )
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, records):
+        super().__init__(logging.WARNING)
+        self.records = records
+
+    def emit(self, record):
+        self.records.append(record)
 
 
 def read_image(
@@ -358,7 +381,7 @@ def write_image(
         meta["Channel"] = {"Name": list(channel_names)}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(
-        path, np.asarray(data), ome=True, metadata=meta, compression=compression,
+        path, np.asarray(data), ome=True, metadata=meta, compression=compression, photometric="minisblack",
         resolution=(1.0 / spacing_um[2], 1.0 / spacing_um[1]), resolutionunit="MICROMETER",
     )
 

@@ -331,7 +331,11 @@ def fit_decay(samples, *, bootstrap=500, confidence=0.95, seed=0):
     half-lives (``ci_low_h = ln 2 / k_high``), which equals the percentile
     interval of the half-life because the map is monotone and avoids infinite
     half-lives in the percentiles. Replicates that cannot be fitted are left
-    out and counted in a warning.
+    out and counted in a warning. With few animals per time point the
+    percentile interval is too narrow (resampling n animals understates the
+    variance by about (n - 1) / n): in simulations with 5 animals per time
+    point, lognormal animal effects (sd 0.25) and Poisson counts, 95 %
+    intervals covered the true half-life in about 85-90 % of 150 data sets.
 
     Groups with fewer than 2 time points get NaN and a logged warning.
 

@@ -100,7 +100,7 @@ def validate_inputs(experiment: Experiment, config: Config) -> list[dict]:
 
 def _open(sample: Sample, config: Config):
     return read_image(sample.path, pixel_size_um=sample.pixel_size_um or config.run.pixel_size_um,
-                      z_step_um=config.run.z_step_um)
+                      z_step_um=config.run.z_step_um, axes=config.run.axes)
 
 
 # --------------------------------------------------------------------------- one image
@@ -109,8 +109,17 @@ def process_sample(sample: Sample, config: Config, labels_dir: str | None = None
     """Analyse one image; returns its tables (and writes its label TIFFs into ``labels_dir``).
 
     This is the unit of parallel work: it takes a path, not pixels, so a Dask
-    task is cheap to send to any worker.
+    task is cheap to send to any worker. Its pixels are read in the task's own
+    thread (synchronous scheduler): inside a distributed worker, a nested compute
+    would otherwise try to ship the open file to the scheduler.
     """
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        return _process_sample(sample, config, labels_dir)
+
+
+def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> dict:
     from .coloc import coloc_summary
 
     img = _open(sample, config)
@@ -199,15 +208,17 @@ def _compute(tasks_args, config, labels_dir, *, client=None, scheduler=None, use
         return [process_sample(s, config, labels_dir) for s in it]
     import dask
 
-    tasks = [dask.delayed(process_sample, pure=True)(s, config, labels_dir, dask_key_name=f"sample-{s.sample_id}")
-             for s in tasks_args]
     if client is not None:
-        futures = client.compute(tasks)
+        # One future per image; only the Sample and the Config travel to the workers.
+        futures = client.map(process_sample, tasks_args, config=config, labels_dir=labels_dir,
+                             key=[f"lungtrack-sample-{s.sample_id}" for s in tasks_args])
         if progress:
             from distributed import progress as dprogress
 
             dprogress(futures)
         return client.gather(futures)
+    tasks = [dask.delayed(process_sample, pure=True)(s, config, labels_dir, dask_key_name=f"sample-{s.sample_id}")
+             for s in tasks_args]
     if progress:
         from dask.diagnostics import ProgressBar
 

@@ -410,6 +410,8 @@ def simulate_section(
                 pc = o["center"] + rng.uniform(-0.35, 0.35, ndim) * o["diameter_um"] / 2
                 pr = rng.uniform(0.9, 1.6)
                 psl = scene.bbox(pc, pr * 1.2)
+                if psl is None:  # the macrophage is cut by the image border here
+                    continue
                 rho = scene.rho_in(psl, pc, [pr] * ndim, 0.0)
                 pm = (rho < 1) & (mac_lab[psl] == k)
                 if pm.sum() == 0:
