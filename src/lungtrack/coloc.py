@@ -140,7 +140,8 @@ def pearson(a, b, mask=None) -> float:
     return _r(x, y)
 
 
-def manders(a, b, threshold_a=None, threshold_b=None, mask=None, *, convention="jacop") -> tuple[float, float]:
+def manders(a, b, threshold_a=None, threshold_b=None, mask=None, *,
+            convention="jacop") -> tuple[float, float]:
     """Manders' colocalization coefficients M1 and M2 (thresholded: tM1, tM2).
 
     Parameters
@@ -439,7 +440,7 @@ def costes_test(a, b, mask=None, *, n=100, block_size=None, seed=0) -> float:
     r_rand = r_rand[~np.isnan(r_rand)]
     n_ge = int(np.count_nonzero(r_rand >= r_obs))
     log.debug("costes_test: r_obs %.4g, %d of %d randomised r >= r_obs", r_obs, n_ge, r_rand.size)
-    return n_ge / r_rand.size
+    return (1 + n_ge) / (1 + r_rand.size)
 
 
 def _randomised_r(a, b, mask, block, n, seed) -> tuple[float, np.ndarray]:
