@@ -307,8 +307,9 @@ def costes_thresholds(a, b, mask=None) -> tuple[float, float]:
         return math.nan, math.nan
     line = _deming(x, y)
     if line is None:
-        log.warning("costes_thresholds: channels are not positively correlated (regression slope <= 0 "
-                    "or undefined); returning the channel maxima as thresholds")
+        # Common and expected for MSC vs macrophage label in most tissue: INFO, not a warning.
+        log.info("costes_thresholds: channels are not positively correlated (regression slope <= 0 "
+                 "or undefined); returning the channel maxima as thresholds")
         return float(x.max()), float(y.max())
     slope, intercept = line
     y_on_x = (y - intercept) / slope  # b's intensity mapped onto a's axis along the line
