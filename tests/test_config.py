@@ -19,6 +19,9 @@ def test_yaml_round_trip_keeps_every_value():
     assert back.channels.msc == "GFP" and back.channels.macrophage == 2
     assert back.spatial.radii_um == [10.0, 30.5]
     assert back.segment.msc.min_diameter_um == 12.0
+    # A partial role section keeps that role's own defaults for the other fields.
+    assert back.segment.msc.smoothing_sigma_um == Config().segment.msc.smoothing_sigma_um == 1.5
+    assert back.segment.msc.max_diameter_um == 45.0
     # Untouched sections keep their role-specific defaults.
     assert back.segment.macrophage.max_diameter_um == Config().segment.macrophage.max_diameter_um == 25.0
 

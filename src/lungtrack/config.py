@@ -50,9 +50,9 @@ class RoleSegmentation(_Strict):
         "otsu",
         description="Threshold method on the background-corrected voxels inside the tissue mask, or a fixed value in those intensity units.",
     )
-    autofluorescence_k: float = Field(
-        4.0, ge=0,
-        description="The threshold is at least the tissue median + k robust SDs (autofluorescence floor); 0 disables it.",
+    min_signal_ratio: float = Field(
+        3.0, ge=0,
+        description="Label must be at least this many times brighter than tissue autofluorescence (after background removal); 0 disables this floor.",
     )
     min_diameter_um: float = Field(10.0, ge=0, description="Objects with a smaller equivalent diameter are dropped (debris, puncta).")
     max_diameter_um: float = Field(60.0, gt=0, description="Objects with a larger equivalent diameter are dropped.")
@@ -62,22 +62,40 @@ class RoleSegmentation(_Strict):
     )
 
 
-def _msc_defaults() -> RoleSegmentation:
-    return RoleSegmentation(
-        smoothing_sigma_um=1.5, min_diameter_um=10.0, max_diameter_um=45.0, split_min_distance_um=8.0
+# One class per role, so that a partial YAML section (e.g. only ``msc.min_diameter_um``)
+# keeps that role's own defaults for every other field.
+class MscSegmentation(RoleSegmentation):
+    """MSCs: 15-30 um, bright cytoplasmic label."""
+
+    smoothing_sigma_um: float = Field(1.5, ge=0, description="Gaussian smoothing before thresholding, in um.")
+    max_diameter_um: float = Field(45.0, gt=0, description="Objects with a larger equivalent diameter are dropped.")
+
+
+class MacrophageSegmentation(RoleSegmentation):
+    """Macrophages: 10-15 um, granular marker (smoothed more so that one cell is one blob)."""
+
+    smoothing_sigma_um: float = Field(2.0, ge=0, description="Gaussian smoothing before thresholding, in um.")
+    min_signal_ratio: float = Field(
+        2.5, ge=0,
+        description="Label must be at least this many times brighter than tissue autofluorescence (after background removal); 0 disables this floor.",
+    )
+    min_diameter_um: float = Field(6.0, ge=0, description="Objects with a smaller equivalent diameter are dropped (debris, puncta).")
+    max_diameter_um: float = Field(25.0, gt=0, description="Objects with a larger equivalent diameter are dropped.")
+    split_min_distance_um: float = Field(
+        5.0, gt=0, description="Minimum distance between two cell centres for the watershed split, in um (about half the smallest cell diameter)."
     )
 
 
-def _macrophage_defaults() -> RoleSegmentation:
-    # Granular marker: smooth more so that one cell is one blob.
-    return RoleSegmentation(
-        smoothing_sigma_um=2.0, min_diameter_um=6.0, max_diameter_um=25.0, split_min_distance_um=5.0
+class NucleiSegmentation(RoleSegmentation):
+    """Nuclei: 5-12 um, DAPI/Hoechst."""
+
+    background_radius_um: float = Field(
+        20.0, gt=0, description="Scale of the background (illumination, autofluorescence) removed before thresholding, in um; larger than the biggest cell."
     )
-
-
-def _nuclei_defaults() -> RoleSegmentation:
-    return RoleSegmentation(
-        smoothing_sigma_um=1.0, background_radius_um=20.0, min_diameter_um=3.0, max_diameter_um=15.0, split_min_distance_um=3.0
+    min_diameter_um: float = Field(3.0, ge=0, description="Objects with a smaller equivalent diameter are dropped (debris, puncta).")
+    max_diameter_um: float = Field(15.0, gt=0, description="Objects with a larger equivalent diameter are dropped.")
+    split_min_distance_um: float = Field(
+        3.0, gt=0, description="Minimum distance between two cell centres for the watershed split, in um (about half the smallest cell diameter)."
     )
 
 
@@ -93,9 +111,9 @@ class TissueSegmentation(_Strict):
 class SegmentConfig(_Strict):
     """Segmentation parameters per role."""
 
-    msc: RoleSegmentation = Field(default_factory=_msc_defaults)
-    macrophage: RoleSegmentation = Field(default_factory=_macrophage_defaults)
-    nuclei: RoleSegmentation = Field(default_factory=_nuclei_defaults)
+    msc: MscSegmentation = Field(default_factory=MscSegmentation)
+    macrophage: MacrophageSegmentation = Field(default_factory=MacrophageSegmentation)
+    nuclei: NucleiSegmentation = Field(default_factory=NucleiSegmentation)
     tissue: TissueSegmentation = Field(default_factory=TissueSegmentation)
 
 

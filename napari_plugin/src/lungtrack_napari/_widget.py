@@ -9,6 +9,7 @@ from typing import Optional
 import napari
 import numpy as np
 from magicgui import magic_factory
+from magicgui.widgets import Label
 
 from lungtrack.config import Config, RoleSegmentation, load_config
 from lungtrack.measure import measure_objects
@@ -28,7 +29,7 @@ def _tip(role: str, field: str) -> str:
 
 
 def _spatial_block(layer: "napari.layers.Image"):
-    """The first time point of a layer as numpy (Y, X) or (Z, Y, X), its spacing (z, y, x) and translate.
+    """The first time point of a layer as numpy (Y, X) or (Z, Y, X), its spacing (z, y, x) and placement.
 
     Axes come from ``layer.metadata['axes']`` (set by the lungtrack reader); otherwise a
     2D layer is (Y, X), a 3D layer (Z, Y, X), and leading axes of 4D+ layers are taken
@@ -46,9 +47,13 @@ def _spatial_block(layer: "napari.layers.Image"):
         raise ValueError(f"layer {layer.name!r} has axes {axes!r}; expected (..., [Z,] Y, X)")
     block = np.asarray(data[(0,) * (ndim - n_spatial)])  # reads only this time point
     scale = tuple(float(s) for s in layer.scale[-n_spatial:])
-    translate = tuple(float(t) for t in layer.translate[-n_spatial:])
     spacing = scale if n_spatial == 3 else (1.0,) + scale
-    return block, spacing, scale, translate
+    # Labels sit exactly on the image: same scale, translate and (napari >= 0.6) units and axis labels.
+    placement = {"scale": scale, "translate": tuple(float(t) for t in layer.translate[-n_spatial:])}
+    for key in ("units", "axis_labels"):
+        if hasattr(layer, key):
+            placement[key] = tuple(getattr(layer, key)[-n_spatial:])
+    return block, spacing, placement
 
 
 def segment_layers(
@@ -79,7 +84,7 @@ def segment_layers(
     """
     layers = [msc_layer, macrophage_layer] + ([nuclei_layer] if nuclei_layer is not None else [])
     blocks = [_spatial_block(lay) for lay in layers]
-    ref_block, spacing, scale, translate = blocks[0]
+    ref_block, spacing, placement = blocks[0]
     for lay, (b, *_rest) in zip(layers[1:], blocks[1:]):
         if b.shape != ref_block.shape:
             raise ValueError(
@@ -95,7 +100,6 @@ def segment_layers(
     seg = segment_image(arr, cfg, spacing_um=spacing, channel_names=names)
 
     intensities = {name: block for name, (block, *_rest) in zip(names, blocks)}
-    common = {"scale": scale, "translate": translate}
     out = []
     for role in ("msc", "macrophage", "nuclei"):
         if role not in seg:
@@ -103,8 +107,8 @@ def segment_layers(
         labels = seg[role]
         features = measure_objects(labels, spacing, intensities=intensities, role=role)
         features.insert(0, "index", features["label"].to_numpy())
-        out.append((labels, {"name": LAYER_NAMES[role], "features": features, "opacity": 0.6, **common}, "labels"))
-    out.append((seg["tissue"].astype(np.uint8), {"name": LAYER_NAMES["tissue"], "opacity": 0.15, **common}, "labels"))
+        out.append((labels, {"name": LAYER_NAMES[role], "features": features, "opacity": 0.6, **placement}, "labels"))
+    out.append((seg["tissue"].astype(np.uint8), {"name": LAYER_NAMES["tissue"], "opacity": 0.15, **placement}, "labels"))
     return out
 
 
@@ -114,9 +118,9 @@ def add_or_update_layers(viewer: "napari.viewer.Viewer", layer_data: list[tuple]
     for data, kwargs, kind in layer_data:
         name = kwargs["name"]
         old = viewer.layers[name] if name in viewer.layers else None
-        if old is not None and old._type_string == kind and old.ndim == np.ndim(data):
+        if old is not None and isinstance(old, getattr(napari.layers, kind.capitalize())) and old.ndim == np.ndim(data):
             old.data = data
-            for key in ("scale", "translate", "features"):
+            for key in ("scale", "translate", "units", "axis_labels", "features"):
                 if key in kwargs:
                     setattr(old, key, kwargs[key])
             result.append(old)
@@ -154,13 +158,21 @@ def _ranked_layers(role: str):
     return choices
 
 
+def _add_counts_label(widget) -> None:
+    """A read-only line under the button that shows the object counts of the last run."""
+    counts = Label(name="counts", label="objects", value="(not run yet)", gui_only=True)
+    widget.append(counts)
+    widget.called.connect(lambda text: setattr(counts, "value", str(text).replace(", ", "\n")))
+
+
 def _um(role: str, field: str, label: str) -> dict:
     return {"label": label, "tooltip": _tip(role, field), "min": 0.0, "max": 10000.0, "step": 0.5}
 
 
+# widget_type="ComboBox" is needed for our `choices` to win over napari's registered layer choices.
 @magic_factory(
     call_button="Segment",
-    result_widget=True,
+    widget_init=_add_counts_label,
     msc_layer={"label": "MSC channel", "widget_type": "ComboBox", "choices": _ranked_layers("msc"),
                "tooltip": "Image layer with the MSC label (GFP, tdTomato, DiI, CellTracker)."},
     macrophage_layer={"label": "macrophage channel", "widget_type": "ComboBox", "choices": _ranked_layers("macrophage"),

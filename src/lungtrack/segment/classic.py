@@ -71,13 +71,14 @@ def _block_min(img: np.ndarray, factor) -> np.ndarray:
 
 
 def threshold_value(image: np.ndarray, method, *, within: np.ndarray | None = None,
-                    autofluorescence_k: float = 0.0) -> float:
+                    min_signal_ratio: float = 0.0) -> float:
     """A fixed threshold, or a histogram method on the voxels ``within`` a mask (all if None).
 
-    With ``autofluorescence_k > 0`` the threshold is at least
-    ``median + k * 1.4826 * MAD`` of those voxels: inside lung tissue the median is
-    the autofluorescence of septa, so an image without any labelled cell yields
-    (almost) no object instead of splitting autofluorescence texture.
+    With ``min_signal_ratio > 0`` the threshold is at least that many times the
+    autofluorescence level: the median of the voxels in the dimmer Otsu class.
+    Inside lung tissue those are septa (and cells' dim edges), whether labelled
+    cells are absent, few, or most of a small field; so an image without labelled
+    cells yields no object instead of split autofluorescence texture.
     """
     if isinstance(method, (int, float)):
         return float(method)
@@ -88,11 +89,18 @@ def threshold_value(image: np.ndarray, method, *, within: np.ndarray | None = No
     if values.size == 0 or float(values.max()) == float(values.min()):
         return float("inf")
     t = float(_THRESHOLDS[method](values))
-    if autofluorescence_k > 0:
-        med = float(np.median(values))
-        sd = 1.4826 * float(np.median(np.abs(values - med)))
-        t = max(t, med + autofluorescence_k * sd)
+    if min_signal_ratio > 0:
+        t = max(t, min_signal_ratio * autofluorescence_level(values))
     return t
+
+
+def autofluorescence_level(values: np.ndarray) -> float:
+    """Median of the dimmer Otsu class of background-corrected tissue voxels."""
+    values = np.asarray(values).ravel()
+    if values.size == 0 or float(values.max()) == float(values.min()):
+        return float(values.max()) if values.size else 0.0
+    low = values[values <= filters.threshold_otsu(values)]
+    return float(np.median(low))
 
 
 def _diameter_to_size(d_um: float, spacing_um) -> float:
@@ -173,7 +181,7 @@ def segment_cells(channel: np.ndarray, spacing_um, params: RoleSegmentation, *, 
     img = subtract_background(channel, spacing_um, params.background_radius_um)
     if params.smoothing_sigma_um > 0:
         img = ndi.gaussian_filter(img, _sigma_px(params.smoothing_sigma_um, spacing_um))
-    t = threshold_value(img, params.threshold, within=within, autofluorescence_k=params.autofluorescence_k)
+    t = threshold_value(img, params.threshold, within=within, min_signal_ratio=params.min_signal_ratio)
     mask = img > t
     mask = ndi.binary_fill_holes(mask) if mask.ndim == 2 else _fill_holes_per_slice(mask)
     if params.split_touching and mask.any():
