@@ -235,6 +235,7 @@ def check_tiff(path: str | os.PathLike) -> None:
     handler = _ListHandler(records)
     tlog = logging.getLogger("tifffile")
     tlog.addHandler(handler)
+    propagate, tlog.propagate = tlog.propagate, False  # our error says it, with the file name
     try:
         with tifffile.TiffFile(path) as tif:
             for page in tif.pages:
@@ -256,6 +257,7 @@ def check_tiff(path: str | os.PathLike) -> None:
         ) from exc
     finally:
         tlog.removeHandler(handler)
+        tlog.propagate = propagate
     bad = [r.getMessage() for r in records if "offset" in r.getMessage() or "truncat" in r.getMessage()]
     if bad:
         raise ImageReadError(
