@@ -11,13 +11,15 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{font-size:1.6em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.85em} td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}
-th{background:#f6f6f6} .note{color:#666;font-size:.9em} img{max-width:100%}
+th{background:#f6f6f6} td,th{white-space:nowrap} .wide{overflow-x:auto}
+.note{color:#666;font-size:.9em} img{max-width:100%}
 """
 
 
 def _table(df: pd.DataFrame, max_rows: int = 60) -> str:
     shown = df.head(max_rows)
-    out = shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="–")
+    out = '<div class="wide">' + shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0,
+                                               na_rep="–") + "</div>"
     if len(df) > max_rows:
         out += f'<p class="note">{len(df) - max_rows} more rows in the CSV file.</p>'
     return out
