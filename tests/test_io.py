@@ -122,3 +122,25 @@ def test_real_confocal_stack_spacing(shared_data):
     img = read_image(shared_data / "coloc_fiji" / "colocsample1b-green.tif")
     assert img.data.shape == (1, 1, 33, 152, 172)
     assert img.spacing_um == pytest.approx((0.646, 0.3282, 0.3282), abs=5e-4)
+
+
+def test_micrometre_resolution_unit_and_defaults_never_override_metadata(tmp_path):
+    p = tmp_path / "um.tif"
+    tifffile.imwrite(p, np.zeros((8, 8), np.uint16), resolution=(1 / 0.65, 1 / 0.65), resolutionunit="MICROMETER",
+                     metadata=None)
+    assert read_image(p).spacing_um[1:] == pytest.approx((0.65, 0.65))
+    # A default fills only a gap; an explicit pixel_size_um overrides.
+    assert read_image(p, default_pixel_size_um=2.0).spacing_um[1:] == pytest.approx((0.65, 0.65))
+    assert read_image(p, pixel_size_um=2.0).spacing_um[1:] == (2.0, 2.0)
+    q = tmp_path / "none.tif"
+    tifffile.imwrite(q, np.zeros((8, 8), np.uint16), metadata=None)
+    assert read_image(q, default_pixel_size_um=2.0).spacing_um[1:] == (2.0, 2.0)
+
+
+def test_plain_multipage_tiff_error_mentions_axes(tmp_path):
+    p = tmp_path / "pages.tif"
+    tifffile.imwrite(p, np.zeros((3, 8, 8), np.uint16), resolution=(1, 1), resolutionunit="MICROMETER",
+                     metadata=None, photometric="minisblack")
+    with pytest.raises(MissingPixelSizeError, match="run.axes"):
+        read_image(p)
+    assert read_image(p, axes="CYX").data.shape == (1, 3, 1, 8, 8)

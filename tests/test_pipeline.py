@@ -162,3 +162,35 @@ def test_existing_results_folder_is_not_overwritten(small_experiment, tmp_path):
     with pytest.raises(FileExistsError, match="--overwrite"):
         analyze(small_experiment, config=small_experiment / "config.yaml", out=out)
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_config_pixel_size_only_fills_gaps(small_experiment):
+    from lungtrack.config import Config
+    from lungtrack.experiment import load_experiment
+    from lungtrack.pipeline import validate_inputs
+
+    cfg = Config.from_dict({"channels": {"msc": "GFP", "macrophage": "CD68", "nuclei": "DAPI"},
+                            "run": {"pixel_size_um": 2.0}})
+    rec = validate_inputs(load_experiment(small_experiment), cfg)
+    assert all(r["spacing_um"] == [1.0, 1.0, 1.0] for r in rec)  # the files say 1.0 um
+
+
+def test_sigterm_leaves_no_partial_results(small_experiment, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "lungtrack.cli", "analyze", str(small_experiment), "--out",
+                             str(out), "--config", str(small_experiment / "config.yaml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Wait until the run has started writing into its staging folder, then stop it like a batch system.
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".r.partial-*")) and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert not list(tmp_path.glob(".r.partial-*"))
+    assert not out.exists()

@@ -70,3 +70,9 @@ def test_simulate_experiment_writes_manifest_images_truth(tmp_path):
     assert list(truth.sample_id) == list(man.sample_id)
     assert (tmp_path / "truth" / f"{man.sample_id[0]}_msc.tif").exists()
     assert "channels:" in (tmp_path / "config.yaml").read_text()
+
+
+def test_zstack_density_is_per_mm2_of_projected_tissue():
+    s = simulate_section(shape=(6, 160, 160), z_step_um=2.0, msc_per_mm2=1500.0, n_macrophage=4, seed=2)
+    assert s.n_msc >= 8
+    assert s.n_msc == pytest.approx(1500.0 * s.tissue_area_mm2, abs=4)

@@ -167,7 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .io import LungtrackInputError
 
+    import signal
+
     args = build_parser().parse_args(argv)
+    # A batch system's SIGTERM (time limit) unwinds like Ctrl-C: no half-written results folder.
+    try:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    except ValueError:  # not in the main thread (e.g. called from a test worker thread)
+        pass
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

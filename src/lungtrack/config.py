@@ -154,14 +154,14 @@ class RunConfig(_Strict):
     """How the batch run executes."""
 
     pixel_size_um: float | None = Field(
-        None, gt=0, description="Pixel size in um used when an image has none in its metadata (and the manifest gives none)."
+        None, gt=0, description="Pixel size in um used only for images without one in their metadata; a manifest column pixel_size_um overrides the metadata per image."
     )
     z_step_um: float | None = Field(None, gt=0, description="Z step in um used when a stack has none in its metadata.")
     axes: str | None = Field(
         None, description="Axis letters (e.g. CYX, ZCYX) of images whose metadata does not say; plain multi-page TIFFs are otherwise read as z-stacks."
     )
     filename_pattern: str = Field(
-        r"(?P<group>[^_]+)_(?P<time_h>[0-9.]+)h_(?P<animal>[^_]+)_(?P<section>[^_.]+)\.tif+",
+        r"(?P<group>[^_]+)_(?P<time_h>[0-9.]+)h_(?P<animal>[^_]+)_(?P<section>[^_.]+)(\.ome)?\.tiff?",
         description="Regular expression with named groups (group, time_h, animal, section) for folders without a manifest.csv.",
     )
     write_labels: bool = Field(True, description="Write label images to labels/<sample_id>_<role>.tif.")

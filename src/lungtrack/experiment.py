@@ -83,6 +83,8 @@ def _from_table(df: pd.DataFrame, root: Path, source: str) -> Experiment:
         p = Path(str(row["path"]))
         if not p.is_absolute():
             p = root / p
+        # Absolute paths: Dask workers may run in another working directory.
+        p = p.absolute()
         px = row.get("pixel_size_um")
         px = None if px is None or pd.isna(px) else float(px)
         meta = {c: (None if pd.isna(row[c]) else row[c].item() if hasattr(row[c], "item") else row[c])
@@ -109,8 +111,8 @@ def load_experiment(source, pattern: str | None = None) -> Experiment:
     if isinstance(source, Experiment):
         return source
     if isinstance(source, pd.DataFrame):
-        return _from_table(source, Path.cwd(), "manifest table")
-    p = Path(source)
+        return _from_table(source, Path.cwd().absolute(), "manifest table")
+    p = Path(source).absolute()
     if p.is_dir() and (p / "manifest.csv").exists():
         p = p / "manifest.csv"
     if p.is_file():

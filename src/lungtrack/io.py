@@ -130,6 +130,10 @@ def _resolution_um(page: tifffile.TiffPage, unit_um: float | None) -> float | No
         return per_unit * unit_um
     if res_unit == 3:  # centimetre
         return per_unit * 1e4
+    if res_unit == 4:  # millimetre (TIFF extension used by tifffile and some microscopes)
+        return per_unit * 1e3
+    if res_unit == 5:  # micrometre
+        return per_unit
     # No unit, or inches (dpi from a desktop program, not a microscope): treat as missing.
     return None
 
@@ -282,6 +286,8 @@ def read_image(
     z_step_um: float | None = None,
     axes: str | None = None,
     require_spacing: bool = True,
+    default_pixel_size_um: float | None = None,
+    default_z_step_um: float | None = None,
 ) -> Image:
     """Open a TIFF / ImageJ hyperstack / OME-TIFF lazily.
 
@@ -290,7 +296,9 @@ def read_image(
     path : str or Path
         The image file.
     pixel_size_um, z_step_um : float, optional
-        Spacing to use instead of (or when missing from) the metadata.
+        Spacing to use instead of the metadata (it overrides what the file says).
+    default_pixel_size_um, default_z_step_um : float, optional
+        Spacing to use only where the metadata has none.
     axes : str, optional
         Axis letters of the stored series (e.g. ``"CYX"``) when the file does not say.
     require_spacing : bool
@@ -341,6 +349,10 @@ def read_image(
         spacing[1] = spacing[2] = float(pixel_size_um)
     if z_step_um is not None:
         spacing[0] = float(z_step_um)
+    if default_pixel_size_um is not None and (spacing[1] is None or spacing[2] is None):
+        spacing[1] = spacing[2] = float(default_pixel_size_um)
+    if default_z_step_um is not None and spacing[0] is None:
+        spacing[0] = float(default_z_step_um)
     if spacing[1] is None or spacing[2] is None:
         if require_spacing:
             raise MissingPixelSizeError(
@@ -351,7 +363,8 @@ def read_image(
     if spacing[0] is None:
         if data.shape[2] > 1 and require_spacing:
             raise MissingPixelSizeError(
-                f"{path}: z-stack without a z step in its metadata. Give run.z_step_um in the config (in um)."
+                f"{path}: read as a z-stack of {data.shape[2]} planes without a z step in its metadata. Give "
+                "run.z_step_um in the config (in um); or, if the pages are channels, set run.axes (e.g. CYX)."
             )
         spacing[0] = 1.0
     n_c = int(data.shape[1])

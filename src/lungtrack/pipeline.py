@@ -99,8 +99,9 @@ def validate_inputs(experiment: Experiment, config: Config) -> list[dict]:
 
 
 def _open(sample: Sample, config: Config):
-    return read_image(sample.path, pixel_size_um=sample.pixel_size_um or config.run.pixel_size_um,
-                      z_step_um=config.run.z_step_um, axes=config.run.axes)
+    # The manifest's pixel size is explicit for that image; the config's only fills gaps.
+    return read_image(sample.path, pixel_size_um=sample.pixel_size_um, axes=config.run.axes,
+                      default_pixel_size_um=config.run.pixel_size_um, default_z_step_um=config.run.z_step_um)
 
 
 # --------------------------------------------------------------------------- one image
@@ -213,9 +214,12 @@ def _compute(tasks_args, config, labels_dir, *, client=None, scheduler=None, use
         futures = client.map(process_sample, tasks_args, config=config, labels_dir=labels_dir,
                              key=[f"lungtrack-sample-{s.sample_id}" for s in tasks_args])
         if progress:
+            import sys
+
             from distributed import progress as dprogress
 
             dprogress(futures)
+            sys.stderr.write("\n")
         return client.gather(futures)
     tasks = [dask.delayed(process_sample, pure=True)(s, config, labels_dir, dask_key_name=f"sample-{s.sample_id}")
              for s in tasks_args]
@@ -253,7 +257,8 @@ def analyze(experiment, config=None, out=None, client=None, *, scheduler: str | 
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     cfg = load_config(config)
     exp = load_experiment(experiment, cfg.run.filename_pattern)
-    out_path = Path(out) if out is not None else None
+    # Absolute, so that workers started elsewhere (a cluster) write to the same place.
+    out_path = Path(out).resolve() if out is not None else None
     if out_path is not None and out_path.exists() and any(out_path.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_path}: results folder exists; choose another --out or pass --overwrite.")
     stages = {}

@@ -89,12 +89,12 @@ def msc_macrophage_relations(msc_labels: np.ndarray, macrophage_labels: np.ndarr
     if mac_ids.size:
         tree = cKDTree(mac_c)
         d, j = tree.query(msc_c, k=1)
-        out["nearest_macrophage_label"] = mac_ids[j].astype(float)
+        out["nearest_macrophage_label"] = pd.array(mac_ids[j], dtype="Int64")
         out["nearest_macrophage_um"] = d
         for r in radii_um:
             out[f"n_macrophage_within_{r:g}um"] = np.array([len(x) for x in tree.query_ball_point(msc_c, r)])
     else:
-        out["nearest_macrophage_label"] = np.full(len(msc_ids), np.nan)
+        out["nearest_macrophage_label"] = pd.array([pd.NA] * len(msc_ids), dtype="Int64")
         out["nearest_macrophage_um"] = np.full(len(msc_ids), np.inf)
         for r in radii_um:
             out[f"n_macrophage_within_{r:g}um"] = np.zeros(len(msc_ids), int)

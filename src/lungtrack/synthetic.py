@@ -72,9 +72,11 @@ class SyntheticSection:
 
     @property
     def tissue_area_mm2(self) -> float:
-        """Tissue area (2D) in mm2, or tissue volume in mm3 for z-stacks."""
-        vox = float(np.prod(self.spacing_um if self.image.ndim == 4 else self.spacing_um[1:]))
-        return float(self.labels["tissue"].sum()) * vox * (1e-6 if self.image.ndim == 3 else 1e-9)
+        """Tissue area in mm2 (for z-stacks: the projected tissue area, as the pipeline reports)."""
+        t = self.labels["tissue"] > 0
+        if t.ndim == 3:
+            t = t.any(axis=0)
+        return float(t.sum()) * float(np.prod(self.spacing_um[1:])) * 1e-6
 
     @property
     def n_msc(self) -> int:
@@ -243,12 +245,15 @@ def simulate_section(
     msc_ids: list[int] = []
     cluster = 0
     attempts = 0
-    vox = float(np.prod(spacing)) * (1e-6 if ndim == 2 else 1e-9)
+    px_mm2 = float(np.prod(spacing[-2:])) * 1e-6
 
     def target() -> int:
+        # Per mm2 of (projected, for z-stacks) tissue area: what the pipeline reports.
         if msc_per_mm2 is None:
             return n_msc
-        return int(round(msc_per_mm2 * float((septa | (scene.owner > 0)).sum()) * vox))
+        tis = septa | (scene.owner > 0)
+        area = float((tis.any(axis=0) if ndim == 3 else tis).sum()) * px_mm2
+        return int(round(msc_per_mm2 * area))
 
     n_msc = target()
     while len(msc_ids) < n_msc and attempts < 200 * max(n_msc, 1):
