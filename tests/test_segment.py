@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from lungtrack.config import Config, RoleSegmentation
-from lungtrack.segment import segment_cells, segment_image, tissue_mask
+from lungtrack.config import RoleSegmentation
+from lungtrack.segment import segment_cells, segment_image
 from lungtrack.segment.metrics import match_objects
 from lungtrack.synthetic import simulate_section
 

@@ -14,7 +14,6 @@ Examples
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
