@@ -12,7 +12,19 @@ import numpy as np
 import pytest
 
 from lungtrack import coloc
-from lungtrack.coloc import coloc_summary, costes_test, costes_thresholds, manders, pearson
+from lungtrack.coloc import (
+    coloc_summary,
+    costes_test,
+    costes_thresholds,
+    kendall_tau,
+    li_icq,
+    manders,
+    overlap_coefficient,
+    pearson,
+    rwc,
+    spearman,
+    van_steensel_ccf,
+)
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -484,3 +496,302 @@ def test_fiji_uncorrelated_zstacks(expected):
     value, tol = expected["zero_correlation_zstacks"]["pearson"]
     assert abs(pearson(g, r) - value) < tol
     assert costes_test(g, r, n=49) > 0.05
+
+
+@needs_fiji
+def test_fiji_rank_and_icq_colocsample1b(expected):
+    g = _read("colocsample1b-green.tif")
+    r = _read("colocsample1b-red.tif")
+    ref = expected["colocsample1b"]
+    lo, hi = ref["spearman_all_pixels"]["range"]
+    rho = spearman(g, r)
+    assert lo <= rho <= hi
+    assert rho == pytest.approx(0.5463, abs=5e-5)
+    lo, hi = ref["li_icq_all_pixels"]["range"]
+    assert lo <= li_icq(g, r) <= hi
+
+
+@needs_fiji
+def test_fiji_rank_and_icq_uncorrelated_and_negative(expected):
+    g = _read("greenZstack.tif")
+    r = _read("redZstack.tif")
+    z = expected["zero_correlation_zstacks"]
+    assert abs(li_icq(g, r)) < z["li_icq_abs_lt"]
+    assert abs(spearman(g, r)) < z["spearman_abs_lt"]
+    n1 = _read("syntheticNegCh1.tif")
+    n2 = _read("syntheticNegCh2.tif")
+    ref = expected["synthetic_negative"]["spearman"]
+    rho = spearman(n1, n2)
+    assert ref["range"][0] <= rho <= ref["range"][1]
+    assert rho == pytest.approx(ref["exact"], abs=1e-3)
+
+
+# ----------------------------------------------------------------------------- rank measures
+
+
+def test_kendall_tau_b_coloc2_vectors():
+    # The vectors of Coloc 2's KendallTauTest (also in expected_values.json).
+    x = np.array([4, 10, 3, 1, 9, 2, 6, 7, 8, 5])
+    y = np.array([5, 8, 6, 2, 10, 3, 9, 4, 7, 1])
+    assert kendall_tau(x, y) == pytest.approx(23 / 45, abs=1e-12)
+    assert kendall_tau(np.array([1, 1, 2, 3]), np.array([3, 2, 1, 1])) == pytest.approx(-0.8, abs=1e-12)
+    assert math.isnan(kendall_tau(np.array([1, 1, 1, 1]), np.array([2, 2, 2, 2])))
+    # 2D with a mask: the masked-out pixel would break the perfect ranking
+    a = np.array([[1, 2], [3, 4]])
+    b = np.array([[1, 2], [3, -9]])
+    assert kendall_tau(a, b, np.array([[True, True], [True, False]])) == pytest.approx(1.0)
+
+
+def test_spearman_average_ranks_and_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(20)
+    a = rng.integers(0, 8, (5, 6, 7))  # many ties
+    b = a + rng.integers(0, 5, a.shape)
+    m = rng.random(a.shape) > 0.3
+    assert spearman(a, b, m) == pytest.approx(stats.spearmanr(a[m], b[m]).statistic, abs=1e-12)
+    assert spearman(a, b) == pytest.approx(stats.spearmanr(a.ravel(), b.ravel()).statistic, abs=1e-12)
+    assert math.isnan(spearman(a, np.zeros_like(a)))
+    assert math.isnan(spearman(a, b, np.zeros(a.shape, bool)))
+
+
+def test_li_icq_by_hand():
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.0])  # mean 3
+    b = np.array([2.0, 1.0, 9.0, 5.0, 3.0])  # mean 4
+    # products: (-2)(-2)=4 >0, (-1)(-3)=3 >0, 0*5=0 (not >0), 1*1=1 >0, 2*(-1) <0 -> 3/5
+    assert li_icq(a, b) == pytest.approx(3 / 5 - 0.5, abs=1e-15)
+    assert math.isnan(li_icq(a, b, np.zeros(5, bool)))
+
+
+# ----------------------------------------------------------------------------- overlap, RWC
+
+
+def test_overlap_coefficient_by_hand_and_negative_pixels(caplog):
+    a = np.array([1.0, 2.0, 0.0, 3.0])
+    b = np.array([2.0, 0.0, 1.0, 1.0])
+    # sum ab = 2 + 0 + 0 + 3 = 5; sum a2 = 14; sum b2 = 6
+    o = overlap_coefficient(a, b)
+    assert o == pytest.approx({"overlap": 5 / math.sqrt(14 * 6), "k1": 5 / 14, "k2": 5 / 6}, abs=1e-15)
+    assert o["overlap"] ** 2 == pytest.approx(o["k1"] * o["k2"], abs=1e-15)
+    with caplog.at_level(logging.WARNING, logger="lungtrack.coloc"):
+        o2 = overlap_coefficient(np.r_[a, -5.0], np.r_[b, 0.0])
+    assert o2 == pytest.approx(o, abs=1e-15)  # the negative pixel counts as 0 (else sum a2 = 39)
+    assert "negative" in caplog.text
+    empty = overlap_coefficient(np.zeros(3), np.ones(3))
+    assert math.isnan(empty["overlap"]) and math.isnan(empty["k1"]) and empty["k2"] == 0.0
+
+
+def test_negative_pixels_do_not_abort_manders(caplog):
+    a = np.array([-2.0, 1.0, 2.0, 3.0])
+    b = np.array([1.0, -1.0, 2.0, 2.0])
+    with caplog.at_level(logging.WARNING, logger="lungtrack.coloc"):
+        m1, m2 = manders(a, b, convention="coloc2")
+    # clipped: a = [0 1 2 3] (sum 6), b = [1 0 2 2] (sum 5); a where b > 0: 0+2+3; b where a > 0: 0+2+2
+    assert (m1, m2) == pytest.approx((5 / 6, 4 / 5), abs=1e-15)
+    assert "negative" in caplog.text
+    assert manders(a, b) == pytest.approx((5 / 6, 4 / 5), abs=1e-15)  # jacop: > 0 excludes them anyway
+
+
+def test_rwc_hand_case():
+    # a ranks (dense): 10->0, 20->1, 30->2, 40->3; b: 5->0, 7->1, 9->2 (two pixels tie)
+    a = np.array([10, 20, 30, 40])
+    b = np.array([7, 5, 9, 9])
+    # Rmax = max(3, 2) + 1 = 4; D = |0-1|, |1-0|, |2-2|, |3-2| = 1, 1, 0, 1; W = 3/4, 3/4, 1, 3/4
+    rwc1, rwc2 = rwc(a, b)
+    assert rwc1 == pytest.approx((10 * 0.75 + 20 * 0.75 + 30 * 1 + 40 * 0.75) / 100, abs=1e-15)
+    assert rwc2 == pytest.approx((7 * 0.75 + 5 * 0.75 + 9 * 1 + 9 * 0.75) / 30, abs=1e-15)
+    # thresholds (strict, JACoP style): a > 15 -> pixels 1, 2, 3; b > 6 -> pixels 0, 2, 3; C = pixels 2, 3
+    r1, r2 = rwc(a, b, threshold_a=15, threshold_b=6)
+    assert r1 == pytest.approx((30 * 1 + 40 * 0.75) / (20 + 30 + 40), abs=1e-15)
+    assert r2 == pytest.approx((9 * 1 + 9 * 0.75) / (7 + 9 + 9), abs=1e-15)
+    # with W = 1 everywhere RWC equals JACoP's Manders
+    assert rwc(a, a * 2, threshold_a=15, threshold_b=30) == pytest.approx(manders(a, a * 2, 15, 30), abs=1e-15)
+    assert all(math.isnan(v) for v in rwc(a, b, np.zeros(4, bool)))
+
+
+# ----------------------------------------------------------------------------- van Steensel
+
+
+def test_van_steensel_peaks_at_the_shift():
+    f = _smooth_field((40, 64), 21)
+    ccf = van_steensel_ccf(f, f, max_shift_um=1.0, spacing_um=0.1)
+    assert list(ccf.columns) == ["shift_px", "shift_um", "pearson_r"]
+    assert ccf["shift_px"].tolist() == list(range(-10, 11))
+    assert ccf["shift_um"].to_numpy() == pytest.approx(np.arange(-10, 11) * 0.1)
+    assert ccf.loc[ccf["pearson_r"].idxmax(), "shift_px"] == 0
+    assert ccf.loc[ccf["shift_px"] == 0, "pearson_r"].item() == pytest.approx(1.0, abs=1e-12)
+    for k in (3, -4):
+        shifted = np.roll(f, k, axis=-1)
+        c = van_steensel_ccf(f, shifted, max_shift_um=1.0, spacing_um=(0.3, 0.1))
+        assert c.loc[c["pearson_r"].idxmax(), "shift_px"] == k
+        assert c.loc[c["shift_px"] == k, "pearson_r"].item() == pytest.approx(1.0, abs=1e-12)
+    # along another axis, 3D, with a mask
+    g = _smooth_field((6, 30, 20), 22)
+    c = van_steensel_ccf(g, np.roll(g, 2, axis=1), np.ones(g.shape, bool), max_shift_um=1.2,
+                         spacing_um=(1.0, 0.4, 0.4), axis=1)
+    assert c["shift_px"].tolist() == [-3, -2, -1, 0, 1, 2, 3]
+    assert c.loc[c["pearson_r"].idxmax(), "shift_px"] == 2
+    with pytest.raises(ValueError, match="max_shift_um"):
+        van_steensel_ccf(f, f, max_shift_um=100, spacing_um=1.0)
+
+
+# ----------------------------------------------------------------------------- scikit-image
+
+
+def _skimage_coloc():
+    return pytest.importorskip("skimage.measure")
+
+
+def _check_against_skimage(a, b, mask=None):
+    skm = _skimage_coloc()
+    r_sk = skm.pearson_corr_coeff(a, b, mask)[0]
+    assert pearson(a, b, mask) == pytest.approx(r_sk, abs=1e-9)
+    # manders_coloc_coeff(image0, image1_mask) = sum(a[b_mask]) / sum(a) = Coloc 2 M1
+    # with threshold_b below the smallest positive b (non-negative images).
+    for thr in (0, float(np.percentile(b, 60))):
+        bm = b > thr
+        m_sk = skm.manders_coloc_coeff(a, bm, mask)
+        assert manders(a, b, None, np.nextafter(thr, np.inf), mask, convention="coloc2")[0] \
+            == pytest.approx(m_sk, abs=1e-9)
+        am = a > thr
+        # intersection_coeff(m0, m1) = |m0 & m1| / |m0| = Manders M1 of the binary images
+        i_sk = skm.intersection_coeff(am, bm, mask)
+        assert manders(am.astype(float), bm.astype(float), None, None, mask)[0] == pytest.approx(i_sk, abs=1e-9)
+    assert overlap_coefficient(a, b, mask)["overlap"] == pytest.approx(
+        skm.manders_overlap_coeff(a, b, mask), abs=1e-9)
+
+
+def test_equals_scikit_image_on_random_images():
+    rng = np.random.default_rng(30)
+    a = rng.gamma(2.0, 10.0, (40, 50))
+    b = 0.5 * a + rng.gamma(2.0, 5.0, a.shape)
+    _check_against_skimage(a, b)
+    _check_against_skimage(a, b, rng.random(a.shape) > 0.4)
+    ai = rng.integers(0, 255, (30, 30)).astype(np.uint8)
+    bi = rng.integers(0, 255, (30, 30)).astype(np.uint8)
+    _check_against_skimage(ai.astype(float), bi.astype(float))
+
+
+@needs_fiji
+def test_equals_scikit_image_on_real_images():
+    a = _read("mandersA.tiff").astype(float)
+    for letter in "BF":
+        _check_against_skimage(a, _read(f"manders{letter}.tiff").astype(float))
+    g = _read("colocsample1b-green.tif")[16].astype(float)
+    r = _read("colocsample1b-red.tif")[16].astype(float)
+    m = _read("colocsample1b-mask.tif")[16] > 0
+    _check_against_skimage(g, r)
+    _check_against_skimage(g, r, m)
+
+
+# ----------------------------------------------------------------------------- dask
+
+
+@pytest.mark.parametrize("chunks", [(3, 8, 8), (2, 5, 16)])
+def test_new_measures_dask_equals_numpy(chunks):
+    rng = np.random.default_rng(40)
+    a = rng.integers(0, 255, (6, 16, 16)).astype(np.uint8)
+    b = (a // 2 + rng.integers(0, 60, a.shape)).astype(np.uint8)
+    m = rng.random(a.shape) > 0.3
+    ad, bd, md = (da.from_array(v, chunks=chunks) for v in (a, b, m))
+    assert spearman(ad, bd, md) == spearman(a, b, m)
+    assert kendall_tau(ad, bd, md) == kendall_tau(a, b, m)
+    assert li_icq(ad, bd, md) == li_icq(a, b, m)
+    assert overlap_coefficient(ad, bd, md) == overlap_coefficient(a, b, m)
+    assert rwc(ad, bd, md, threshold_a=30) == rwc(a, b, m, threshold_a=30)
+    kw = dict(max_shift_um=0.6, spacing_um=(1.0, 0.2, 0.2))
+    assert van_steensel_ccf(ad, bd, md, **kw).equals(van_steensel_ccf(a, b, m, **kw))
+    assert costes_thresholds(ad, bd, md) == costes_thresholds(a, b, m)
+    assert costes_test(ad, bd, md, n=5, return_details=True) == costes_test(a, b, m, n=5, return_details=True)
+
+
+# ----------------------------------------------------------------------------- Costes: sequential reference
+
+
+def _costes_sequential(x, y):
+    """Plain sequential Costes: start at the top and step t_a down one intensity step at a
+    time, t_b on the regression line, recomputing the Pearson r of the pixels below either
+    threshold with np.corrcoef until it is <= 0.
+
+    The intensity steps are every distinct intensity of a, and every intensity of b
+    mapped onto a's axis along the line (the below set can only change there); t_b is
+    b's own intensity at a step that comes from b.
+    """
+    slope, intercept = coloc._deming(x, y)
+    y_on_x = (y - intercept) / slope
+    steps = sorted(set(x.tolist()) | set(y_on_x.tolist()), reverse=True)
+    for t in steps:
+        below = (x < t) | (y_on_x < t)  # == (a < t) | (b < slope * t + intercept)
+        r = _r_direct(x[below], y[below])
+        if r <= 0:
+            on_b = y_on_x == t
+            return float(t), float(y[on_b][0]) if on_b.any() else float(slope * t + intercept)
+    raise AssertionError("no step with r_below <= 0")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_costes_histogram_path_equals_sequential_reference(seed):
+    rng = np.random.default_rng(100 + seed)
+    shape = (14, 15) if seed % 2 else (3, 7, 9)
+    sig = rng.integers(0, 40, shape)
+    dtype = [np.uint8, np.uint16, np.int16][seed % 3]
+    a = (sig + rng.integers(0, 25, shape)).astype(dtype)
+    b = (sig // 2 + rng.integers(0, 25, shape) + (seed % 3 == 2) * -5).astype(dtype)
+    x, y = a.astype(float).ravel(), b.astype(float).ravel()
+    expected = _costes_sequential(x, y)
+    assert costes_thresholds(a, b) == expected  # integer (histogram) path
+    assert costes_thresholds(a.astype(float), b.astype(float)) == expected  # sort path
+    m = rng.random(shape) > 0.25
+    assert costes_thresholds(a, b, m) == _costes_sequential(a[m].astype(float), b[m].astype(float))
+
+
+def test_costes_quality_warnings(caplog):
+    rng = np.random.default_rng(50)
+    sig = np.zeros((40, 40))
+    sig[5:9, 5:9] = 100.0  # a small bright spot: thresholds end up far above the means
+    a = sig + rng.normal(20, 2, sig.shape)
+    b = 0.5 * sig + rng.normal(40, 2, sig.shape)  # offset: intercept far from zero
+    with caplog.at_level(logging.WARNING, logger="lungtrack.coloc"):
+        costes_thresholds(a, b)
+    assert "y-intercept far from zero" in caplog.text
+    assert "threshold of channel a too high" in caplog.text
+    caplog.clear()
+    tiny = np.array([0.0, 4, 2, 10, 11, 12])
+    with caplog.at_level(logging.WARNING, logger="lungtrack.coloc"):
+        costes_thresholds(tiny, np.array([4.0, 0, 2, 10, 11, 12]))
+    assert "only 3 pixels are above both thresholds" in caplog.text
+
+
+# ----------------------------------------------------------------------------- randomisation details
+
+
+def test_costes_test_psf_blocks_and_details():
+    a = _smooth_field((4, 30, 33), 60)
+    b = a + 0.3 * _smooth_field((4, 30, 33), 61)
+    d = costes_test(a, b, n=30, psf_um=(1.3, 0.5, 0.5), spacing_um=(0.65, 0.16, 0.16), return_details=True)
+    assert d["block_size"] == (2, 3, 3)  # anisotropic: round(1.3/0.65), round(0.5/0.16)
+    assert d["p"] == costes_test(a, b, n=30, block_size=(2, 3, 3))
+    r_obs, r_rand = coloc._randomised_r(a, b, np.ones(a.shape, bool), (2, 3, 3), 30, 0)
+    from scipy.stats import norm
+
+    assert d["r_obs"] == r_obs
+    assert d["r_rand_mean"] == pytest.approx(r_rand.mean(), abs=1e-15)
+    assert d["r_rand_sd"] == pytest.approx(r_rand.std(ddof=1), abs=1e-15)
+    assert d["p_coloc2"] == pytest.approx(norm.cdf(r_obs, r_rand.mean(), r_rand.std(ddof=1)), abs=1e-12)
+    assert d["fraction_ge"] == pytest.approx(np.mean(r_rand >= r_obs), abs=1e-15)
+    assert d["n_valid"] == 30
+    assert d["p"] == pytest.approx((1 + np.sum(r_rand >= r_obs)) / 31, abs=1e-15)
+    # scalar PSF and spacing
+    assert costes_test(a, b, n=3, psf_um=0.5, spacing_um=0.16, return_details=True)["block_size"] == (3, 3, 3)
+    with pytest.raises(ValueError, match="spacing_um"):
+        costes_test(a, b, psf_um=0.5)
+    with pytest.raises(ValueError, match="not both"):
+        costes_test(a, b, psf_um=0.5, spacing_um=0.1, block_size=3)
+    with pytest.raises(ValueError, match="psf_um must be"):
+        costes_test(a, b, psf_um=(0.5, 0.5), spacing_um=0.1)
+
+
+def test_costes_test_default_n_is_200():
+    a = _smooth_field((30, 30), 70)
+    assert costes_test(a, a, return_details=True)["n_valid"] == 200
+    assert costes_test(a, a) == pytest.approx(1 / 201, abs=1e-15)

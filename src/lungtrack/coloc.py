@@ -1,8 +1,11 @@
-"""Pixel colocalization: Pearson, Manders M1/M2, Costes threshold and significance.
+"""Pixel colocalization: Pearson, Spearman, Kendall, Li ICQ, Manders overlap, M1/M2,
+RWC, van Steensel CCF, Costes threshold and significance.
 
 Every function takes two channels of the same shape (2D, 3D or any other
 dimensionality; numpy or dask arrays, converted with ``np.asarray``), an optional
-boolean ``mask`` of that shape, computes in float64 and returns plain floats.
+boolean ``mask`` of that shape, computes in float64 and returns plain floats
+(``overlap_coefficient`` a dict, ``van_steensel_ccf`` a DataFrame). Formulas and
+references for all of them: ``docs/methods.md``.
 
 Conventions (see each docstring's Notes for the formula):
 
@@ -13,6 +16,10 @@ Conventions (see each docstring's Notes for the formula):
 - Costes thresholds: orthogonal regression line, lowered until the Pearson r of
   the pixels below *either* threshold is <= 0, found by an exact scan.
 - Costes randomisation test as a standard p-value (small = significant).
+- Negative pixels (after background subtraction) are kept as they are for the
+  correlation measures (Pearson, Spearman, Kendall, Li ICQ, van Steensel) and
+  clipped at 0, with a logged warning, in the intensity sums of Manders, the
+  overlap coefficient and RWC (a negative pixel holds no fluorophore).
 
 Examples
 --------
@@ -32,7 +39,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["pearson", "manders", "costes_thresholds", "costes_test", "coloc_summary"]
+__all__ = ["pearson", "spearman", "kendall_tau", "li_icq", "overlap_coefficient", "manders", "rwc",
+           "van_steensel_ccf", "costes_thresholds", "costes_test", "coloc_summary"]
 
 CONVENTIONS = ("jacop", "coloc2")
 
@@ -40,6 +48,13 @@ CONVENTIONS = ("jacop", "coloc2")
 # the Costes scan is taken as zero (a constant channel: Pearson undefined). Rounding
 # error of the float64 running sums is ~1e-16 x sqrt(n) of that sum.
 _VAR_RTOL = 1e-12
+
+# Coloc 2 (AutoThresholdRegression) warns when |intercept| / mean(channel 2) exceeds this.
+_INTERCEPT_TO_MEAN_WARN = 0.01
+# Fewer pixels than this above both Costes thresholds: thresholded numbers are unreliable.
+_MIN_PIXELS_ABOVE_BOTH = 10
+# Integer images whose intensity range is at most this use the histogram (linear) scan.
+_MAX_INT_LEVELS = 1 << 20
 
 
 # ---------------------------------------------------------------------------- input
@@ -92,6 +107,16 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den != 0 else math.nan
 
 
+def _clip_negative(x: np.ndarray, name: str, func: str) -> np.ndarray:
+    """Clip negative intensities to 0 for intensity sums, logging how many there were."""
+    n_neg = int(np.count_nonzero(x < 0))
+    if n_neg:
+        log.warning("%s: %d pixels of channel %s are negative (background subtraction?); "
+                    "they are counted as 0 in the intensity sums", func, n_neg, name)
+        return np.maximum(x, 0.0)
+    return x
+
+
 # ---------------------------------------------------------------------------- public
 
 
@@ -140,6 +165,345 @@ def pearson(a, b, mask=None) -> float:
     return _r(x, y)
 
 
+def spearman(a, b, mask=None) -> float:
+    """Spearman rank correlation of two channels over the pixels in a mask.
+
+    Parameters
+    ----------
+    a, b : array_like
+        The two channels, same shape (any dimensionality; numpy or dask).
+    mask : array_like of bool, optional
+        Pixels to use; all pixels when None.
+
+    Returns
+    -------
+    float
+        Spearman rho in [-1, 1]; NaN when a channel is constant or fewer than two
+        pixels are in the mask.
+
+    Notes
+    -----
+    Pearson r of the ranks, ties given their average rank
+    (``scipy.stats.rankdata(method="average")``), as in Coloc 2's
+    ``SpearmanRankCorrelation``:
+
+    .. math:: \\rho = r\\big(\\mathrm{rank}(a), \\mathrm{rank}(b)\\big)
+
+    References
+    ----------
+    .. [1] Spearman C (1904). Am J Psychol 15:72-101.
+    .. [2] Dunn KW, Kamocka MM, McDonald JH (2011). Am J Physiol Cell Physiol
+       300:C723-C742.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spearman(np.array([1, 2, 3, 4]), np.array([1, 4, 9, 16]))
+    1.0
+    >>> round(spearman(np.array([1, 2, 2, 3]), np.array([3, 1, 2, 0])), 4)  # ranks 1, 2.5, 2.5, 4
+    -0.9487
+    """
+    from scipy.stats import rankdata
+
+    x, y = _channels(a, b, mask)
+    if x.size < 2:
+        return math.nan
+    return _r(rankdata(x), rankdata(y))
+
+
+def kendall_tau(a, b, mask=None) -> float:
+    """Kendall's tau-b rank correlation of two channels over the pixels in a mask.
+
+    Parameters
+    ----------
+    a, b : array_like
+        The two channels, same shape (any dimensionality; numpy or dask).
+    mask : array_like of bool, optional
+        Pixels to use; all pixels when None.
+
+    Returns
+    -------
+    float
+        tau-b in [-1, 1]; NaN when either channel is all tied (constant) or fewer
+        than two pixels are in the mask.
+
+    Notes
+    -----
+    With :math:`n_c, n_d` the concordant and discordant pixel pairs and
+    :math:`n_1, n_2` the pairs tied in `a` only or in `b` only,
+
+    .. math:: \\tau_b = \\frac{n_c - n_d}{\\sqrt{(n_c + n_d + n_1)(n_c + n_d + n_2)}}
+
+    computed by ``scipy.stats.kendalltau`` (O(N log N)), as Coloc 2's
+    ``KendallTauRankCorrelation``.
+
+    References
+    ----------
+    .. [1] Kendall MG (1945). The treatment of ties in ranking problems.
+       Biometrika 33:239-251.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(kendall_tau(np.array([1, 1, 2, 3]), np.array([3, 2, 1, 1])), 12)
+    -0.8
+    """
+    import warnings
+
+    from scipy.stats import kendalltau
+
+    x, y = _channels(a, b, mask)
+    if x.size < 2 or x.min() == x.max() or y.min() == y.max():
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tau = kendalltau(x, y, variant="b").statistic
+    return float(tau)
+
+
+def li_icq(a, b, mask=None) -> float:
+    """Li's intensity correlation quotient (ICQ) over the pixels in a mask.
+
+    Parameters
+    ----------
+    a, b : array_like
+        The two channels, same shape (any dimensionality; numpy or dask).
+    mask : array_like of bool, optional
+        Pixels to use; all pixels when None.
+
+    Returns
+    -------
+    float
+        ICQ in [-0.5, 0.5]: about 0 for independent channels, > 0 for dependent,
+        < 0 for segregated staining. NaN for an empty mask.
+
+    Notes
+    -----
+    .. math:: ICQ = \\frac{\\#\\{i : (a_i-\\bar a)(b_i-\\bar b) > 0\\}}{N} - 0.5
+
+    Pixels with a product of exactly 0 count as not positive (as in Coloc 2's
+    ``LiICQ``).
+
+    References
+    ----------
+    .. [1] Li Q, Lau A, Morris TJ, Guo L, Fordyce CB, Stanley EF (2004). A
+       syntaxin 1, Galpha(o), and N-type calcium channel complex at a presynaptic
+       nerve terminal: analysis by quantitative immunocolocalization. J Neurosci
+       24:4070-4081.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> li_icq(np.array([1, 2, 3, 4]), np.array([1, 2, 3, 4]))
+    0.5
+    >>> li_icq(np.array([1, 2, 3, 4]), np.array([4, 3, 2, 1]))
+    -0.5
+    """
+    x, y = _channels(a, b, mask)
+    if x.size == 0:
+        return math.nan
+    prod = (x - x.mean()) * (y - y.mean())
+    return float(np.count_nonzero(prod > 0) / x.size - 0.5)
+
+
+def overlap_coefficient(a, b, mask=None) -> dict:
+    """Manders' overlap coefficient r and the split coefficients k1, k2.
+
+    Parameters
+    ----------
+    a, b : array_like
+        The two channels, same shape (any dimensionality; numpy or dask).
+    mask : array_like of bool, optional
+        Pixels to use; all pixels when None.
+
+    Returns
+    -------
+    dict
+        ``overlap`` (r), ``k1``, ``k2``: floats, NaN where a denominator is 0.
+
+    Notes
+    -----
+    Over the pixels in the mask, negative values counted as 0 (logged):
+
+    .. math:: r = \\frac{\\sum a_i b_i}{\\sqrt{\\sum a_i^2 \\sum b_i^2}},\\quad
+              k_1 = \\frac{\\sum a_i b_i}{\\sum a_i^2},\\quad
+              k_2 = \\frac{\\sum a_i b_i}{\\sum b_i^2}
+
+    so that :math:`r^2 = k_1 k_2`. ``overlap`` equals scikit-image's
+    ``manders_overlap_coeff``. CellProfiler's ``MeasureColocalization`` computes
+    the same formulas over the pixels above a percentage of each channel's maximum;
+    pass that selection as `mask` to reproduce it.
+
+    References
+    ----------
+    .. [1] Manders EMM, Verbeek FJ, Aten JA (1993). J Microsc 169:375-382.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> overlap_coefficient(np.array([1, 2, 0]), np.array([2, 4, 0]))
+    {'overlap': 1.0, 'k1': 2.0, 'k2': 0.5}
+    """
+    x, y = _channels(a, b, mask)
+    x = _clip_negative(x, "a", "overlap_coefficient")
+    y = _clip_negative(y, "b", "overlap_coefficient")
+    sab, saa, sbb = _dot(x, y), _dot(x, x), _dot(y, y)
+    return {"overlap": _ratio(sab, math.sqrt(saa * sbb)), "k1": _ratio(sab, saa), "k2": _ratio(sab, sbb)}
+
+
+def rwc(a, b, mask=None, *, threshold_a=None, threshold_b=None) -> tuple[float, float]:
+    """Rank-weighted colocalization coefficients RWC1, RWC2 (Singan et al. 2011).
+
+    Parameters
+    ----------
+    a, b : array_like
+        The two channels, same shape (any dimensionality; numpy or dask).
+    mask : array_like of bool, optional
+        Pixels to use (also the pixels that are ranked); all pixels when None.
+    threshold_a, threshold_b : float or None, keyword-only
+        Intensity thresholds (image units; strict ``>``). None means 0.
+        CellProfiler uses a percentage (default 15 %) of each channel's maximum;
+        Costes thresholds are another choice.
+
+    Returns
+    -------
+    rwc1, rwc2 : float
+        NaN when a denominator is 0.
+
+    Notes
+    -----
+    As CellProfiler's ``MeasureColocalization`` (whole-image measurement) defines
+    it: :math:`R_i, G_i` are dense ranks of the pixel intensities of each channel
+    (0 for the lowest value, tied values share a rank, the next distinct value gets
+    the next integer), :math:`R_{max} = \\max(\\max R, \\max G) + 1`,
+    :math:`D_i = |R_i - G_i|`, :math:`W_i = (R_{max} - D_i) / R_{max}` and, with
+    :math:`C = \\{i : a_i > t_a, b_i > t_b\\}`,
+
+    .. math:: RWC_1 = \\frac{\\sum_{i \\in C} a_i W_i}{\\sum_{a_i > t_a} a_i},\\quad
+              RWC_2 = \\frac{\\sum_{i \\in C} b_i W_i}{\\sum_{b_i > t_b} b_i}
+
+    i.e. the JACoP/CellProfiler Manders tM1, tM2 with each colocalised pixel
+    weighted by how similar its ranks are. Negative values count as 0 in the sums.
+
+    References
+    ----------
+    .. [1] Singan VR, Jones TR, Curran KM, Simpson JC (2011). Dual channel
+       rank-based intensity weighting for quantitative co-localization of
+       microscopy images. BMC Bioinformatics 12:407.
+    .. [2] CellProfiler ``cellprofiler/modules/measurecolocalization.py``
+       (``MeasureColocalization``, "Rank Weighted Colocalization coefficient").
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rwc(np.array([1, 2, 3]), np.array([1, 2, 3]))
+    (1.0, 1.0)
+    >>> r1, r2 = rwc(np.array([1, 2, 3]), np.array([3, 2, 1]))  # W = (1/3, 1, 1/3)
+    >>> round(r1, 4), round(r2, 4)  # (1/3 + 2 + 3/3) / 6
+    (0.5556, 0.5556)
+    """
+    x, y = _channels(a, b, mask)
+    if x.size == 0:
+        return math.nan, math.nan
+    ta = 0.0 if threshold_a is None else float(threshold_a)
+    tb = 0.0 if threshold_b is None else float(threshold_b)
+    rank_a = np.unique(x, return_inverse=True)[1].ravel()
+    rank_b = np.unique(y, return_inverse=True)[1].ravel()
+    r_max = max(int(rank_a.max()), int(rank_b.max())) + 1
+    w = (r_max - np.abs(rank_a - rank_b)) / r_max
+    above_a, above_b = x > ta, y > tb
+    both = above_a & above_b
+    xs, ys = _clip_negative(x, "a", "rwc"), _clip_negative(y, "b", "rwc")
+    return (_ratio(_dot(xs[both], w[both]), xs[above_a].sum()),
+            _ratio(_dot(ys[both], w[both]), ys[above_b].sum()))
+
+
+def van_steensel_ccf(a, b, mask=None, *, max_shift_um, spacing_um, axis=-1):
+    """Van Steensel's cross-correlation function: Pearson r as `b` is shifted.
+
+    Parameters
+    ----------
+    a, b : array_like
+        The two channels, same shape (any dimensionality; numpy or dask).
+    mask : array_like of bool, optional
+        Pixels to use; all pixels when None. A pixel pair counts when both of its
+        pixels (in `a` at x and in `b` at x + shift) are in the mask.
+    max_shift_um : float, keyword-only
+        Largest shift in micrometres; shifts run over -k..+k pixels with
+        ``k = round(max_shift_um / spacing)``.
+    spacing_um : float or tuple of float, keyword-only
+        Pixel size in micrometres: one value, or one per axis (numpy order), of
+        which the entry for `axis` is used.
+    axis : int, keyword-only
+        Axis to shift along; default -1 (x).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per shift: ``shift_px`` (int), ``shift_um`` (float),
+        ``pearson_r`` (float; NaN where undefined).
+
+    Notes
+    -----
+    For a shift :math:`s` (pixels), the Pearson r of the pairs
+    :math:`(a(x), b(x + s))` over the positions where both are inside the image
+    (no wrap-around) and the mask. If `b` is `a` moved by +k pixels
+    (``b = np.roll(a, k, axis)``) the curve peaks at ``shift_px = k``; for
+    colocalised channels it peaks at 0, for segregated ones it dips at 0.
+
+    References
+    ----------
+    .. [1] van Steensel B, van Binnendijk EP, Hornsby CD, van der Voort HTM,
+       Krozowski ZS, de Kloet ER, van Driel R (1996). Partial colocalization of
+       glucocorticoid and mineralocorticoid receptors in discrete compartments in
+       nuclei of rat hippocampus neurons. J Cell Sci 109:787-792.
+    .. [2] Bolte S, Cordelieres FP (2006). A guided tour into subcellular
+       colocalization analysis in light microscopy. J Microsc 224:213-232.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[0, 1, 5, 2, 0, 0, 3, 1]])
+    >>> ccf = van_steensel_ccf(a, np.roll(a, 1), max_shift_um=0.4, spacing_um=0.2)
+    >>> ccf["shift_px"].tolist(), int(ccf["shift_px"][ccf["pearson_r"].idxmax()])
+    ([-2, -1, 0, 1, 2], 1)
+    """
+    import pandas as pd
+
+    a, b, mask = _validate(a, b, mask)
+    nd = a.ndim
+    if not -nd <= axis < nd:
+        raise ValueError(f"axis {axis} is out of range for images with {nd} dimensions")
+    axis = axis % nd
+    sp = float(spacing_um) if np.ndim(spacing_um) == 0 else np.asarray(spacing_um, dtype=np.float64)
+    if np.ndim(sp) and sp.shape != (nd,):
+        raise ValueError(f"spacing_um must be one value or {nd} values, got {spacing_um!r}")
+    step = float(sp if np.ndim(sp) == 0 else sp[axis])
+    if not step > 0:
+        raise ValueError(f"spacing_um must be positive, got {spacing_um!r}")
+    if not max_shift_um >= 0:
+        raise ValueError(f"max_shift_um must be >= 0, got {max_shift_um!r}")
+    k = int(round(max_shift_um / step))
+    size = a.shape[axis]
+    if k >= size:
+        raise ValueError(f"max_shift_um {max_shift_um} is {k} pixels, not less than the image size "
+                         f"{size} along axis {axis}")
+    a64, b64 = np.moveaxis(a.astype(np.float64), axis, -1), np.moveaxis(b.astype(np.float64), axis, -1)
+    m = None if mask is None else np.moveaxis(mask, axis, -1)
+    shifts = np.arange(-k, k + 1)
+    rs = np.empty(shifts.size, dtype=np.float64)
+    for i, s in enumerate(shifts):
+        sa = slice(max(0, -s), size - max(0, s))
+        sb = slice(max(0, s), size + min(0, s))
+        x, y = a64[..., sa], b64[..., sb]
+        if m is None:
+            rs[i] = _r(x.ravel(), y.ravel())
+        else:
+            both = m[..., sa] & m[..., sb]
+            rs[i] = _r(x[both], y[both])
+    return pd.DataFrame({"shift_px": shifts.astype(np.int64), "shift_um": shifts * step, "pearson_r": rs})
+
+
 def manders(a, b, threshold_a=None, threshold_b=None, mask=None, *,
             convention="jacop") -> tuple[float, float]:
     """Manders' colocalization coefficients M1 and M2 (thresholded: tM1, tM2).
@@ -181,6 +545,11 @@ def manders(a, b, threshold_a=None, threshold_b=None, mask=None, *,
     Manders' original M1 = sum(a[b > 0]) / sum(a), M2 = sum(b[a > 0]) / sum(b)
     (Coloc 2 ThresholdMode "None").
 
+    Negative pixels (after background subtraction) are counted as 0 in the sums (a
+    warning is logged); the threshold comparisons use the values as given. For
+    non-negative images the result equals scikit-image's ``manders_coloc_coeff``
+    with ``image1_mask = b > t_b``.
+
     References
     ----------
     .. [1] Manders EMM, Verbeek FJ, Aten JA (1993). J Microsc 169:375-382.
@@ -206,6 +575,10 @@ def manders(a, b, threshold_a=None, threshold_b=None, mask=None, *,
     x, y = _channels(a, b, mask)
     ta = 0.0 if threshold_a is None else float(threshold_a)
     tb = 0.0 if threshold_b is None else float(threshold_b)
+    if convention == "coloc2":  # "jacop" sums only values above thresholds >= 0 ...
+        x, y = _clip_negative(x, "a", "manders"), _clip_negative(y, "b", "manders")
+    elif ta < 0 or tb < 0:  # ... unless a threshold is negative
+        x, y = _clip_negative(x, "a", "manders"), _clip_negative(y, "b", "manders")
     if convention == "jacop":
         above_a = x > ta
         above_b = y > tb
@@ -301,7 +674,9 @@ def costes_thresholds(a, b, mask=None) -> tuple[float, float]:
     >>> costes_thresholds(a, b)
     (10.0, 10.0)
     """
-    x, y = _channels(a, b, mask)
+    a, b, mask = _validate(a, b, mask)
+    raw_a, raw_b = (a.ravel(), b.ravel()) if mask is None else (a[mask], b[mask])
+    x, y = raw_a.astype(np.float64), raw_b.astype(np.float64)
     if x.size == 0:
         log.warning("costes_thresholds: empty mask; returning NaN thresholds")
         return math.nan, math.nan
@@ -313,9 +688,7 @@ def costes_thresholds(a, b, mask=None) -> tuple[float, float]:
         return float(x.max()), float(y.max())
     slope, intercept = line
     y_on_x = (y - intercept) / slope  # b's intensity mapped onto a's axis along the line
-    e = np.minimum(x, y_on_x)
-    cand, inv = np.unique(e, return_inverse=True)
-    inv = inv.ravel()
+    cand, inv = _candidates(raw_a, raw_b, x, y_on_x, slope, intercept)
 
     # Exclusive prefix sums over candidates: entry j sums the pixels with e < cand[j]
     # (centred on the global means to limit cancellation).
@@ -347,7 +720,52 @@ def costes_thresholds(a, b, mask=None) -> tuple[float, float]:
     t_b = float(y[from_b][0]) if from_b.any() else float(slope * t_a + intercept)
     log.debug("costes_thresholds: slope %.6g intercept %.6g -> (%.6g, %.6g); r_below %.4g",
               slope, intercept, t_a, t_b, r[j])
+    _costes_warnings(x, y, t_a, t_b, intercept)
     return t_a, t_b
+
+
+def _candidates(raw_a, raw_b, x, y_on_x, slope, intercept) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of e = min(a, (b - c)/m) and each pixel's index into them.
+
+    For integer images with a modest intensity range this is a histogram (lookup
+    table) computation in O(N + L) for L grey levels; otherwise ``np.unique``
+    (a sort, O(N log N)). Both give the same candidates, bit for bit: the level
+    values go through the same float64 operations as the pixels.
+    """
+    if (np.issubdtype(raw_a.dtype, np.integer) and np.issubdtype(raw_b.dtype, np.integer)):
+        a_lo, a_hi = int(raw_a.min()), int(raw_a.max())
+        b_lo, b_hi = int(raw_b.min()), int(raw_b.max())
+        if a_hi - a_lo < _MAX_INT_LEVELS and b_hi - b_lo < _MAX_INT_LEVELS:
+            lev_a = np.arange(a_lo, a_hi + 1, dtype=np.float64)
+            lev_b = (np.arange(b_lo, b_hi + 1, dtype=np.float64) - intercept) / slope
+            levels, lev_inv = np.unique(np.concatenate([lev_a, lev_b]), return_inverse=True)
+            lev_inv = lev_inv.ravel()
+            idx_a, idx_b = lev_inv[:lev_a.size], lev_inv[lev_a.size:]
+            ia = idx_a[raw_a.astype(np.intp) - a_lo] if a_lo else idx_a[raw_a]
+            ib = idx_b[raw_b.astype(np.intp) - b_lo] if b_lo else idx_b[raw_b]
+            idx = np.where(x <= y_on_x, ia, ib)
+            used = np.bincount(idx, minlength=levels.size) > 0
+            compact = np.cumsum(used) - 1
+            return levels[used], compact[idx]
+    cand, inv = np.unique(np.minimum(x, y_on_x), return_inverse=True)
+    return cand, inv.ravel()
+
+
+def _costes_warnings(x, y, t_a, t_b, intercept) -> None:
+    """Log Coloc 2's quality warnings for a Costes threshold pair (pixels in the mask)."""
+    mean_b = float(y.mean())
+    if mean_b != 0 and abs(intercept / mean_b) > _INTERCEPT_TO_MEAN_WARN:
+        log.warning("costes_thresholds: y-intercept far from zero: the regression intercept %.4g is "
+                    "%.1f%% of the mean of channel b (Coloc 2 warns above 1%%); consider a ROI or "
+                    "background subtraction in both channels", intercept, 100 * abs(intercept / mean_b))
+    for name, t, v in (("a", t_a, x), ("b", t_b, y)):
+        if t > v.mean():
+            log.warning("costes_thresholds: threshold of channel %s too high: %.4g is above the channel's "
+                        "mean %.4g, so few pixels enter the above-threshold calculations", name, t, v.mean())
+    n_both = int(np.count_nonzero((x >= t_a) & (y >= t_b)))
+    if n_both < _MIN_PIXELS_ABOVE_BOTH:
+        log.warning("costes_thresholds: only %d pixels are above both thresholds (fewer than %d); "
+                    "thresholded coefficients are unreliable", n_both, _MIN_PIXELS_ABOVE_BOTH)
 
 
 def _default_block_size(ndim: int) -> tuple[int, ...]:
@@ -364,7 +782,8 @@ def _to_blocks(arr: np.ndarray, block: tuple[int, ...]) -> np.ndarray:
     return arr.reshape(int(np.prod(nb)), int(np.prod(block)))
 
 
-def costes_test(a, b, mask=None, *, n=100, block_size=None, seed=0) -> float:
+def costes_test(a, b, mask=None, *, n=200, block_size=None, psf_um=None, spacing_um=None,
+                seed=0, return_details=False):
     """Costes randomisation test: p-value of Pearson r against block-shuffled `a`.
 
     Parameters
@@ -374,19 +793,33 @@ def costes_test(a, b, mask=None, *, n=100, block_size=None, seed=0) -> float:
     mask : array_like of bool, optional
         Pixels to use; all pixels when None.
     n : int, keyword-only
-        Number of randomisations.
+        Number of randomisations (default 200; it was 100 before the PSF options
+        were added).
     block_size : int or tuple of int, keyword-only
         Block edge in pixels per axis, about the PSF size (an int applies to every
         axis). Default: 3 along the last two axes and 1 along any others, e.g.
-        ``(1, 3, 3)`` for a z-stack.
+        ``(1, 3, 3)`` for a z-stack. Not together with `psf_um`.
+    psf_um : float or tuple of float, keyword-only
+        PSF size (e.g. FWHM) in micrometres, one value or one per axis (z is usually
+        2-3 times x). The block size per axis is ``max(1, round(psf_um / spacing_um))``,
+        anisotropic for z-stacks. Needs `spacing_um`.
+    spacing_um : float or tuple of float, keyword-only
+        Pixel size per axis in micrometres (numpy axis order), used with `psf_um`.
     seed : int, keyword-only
         Seed of ``numpy.random.default_rng`` (the result is reproducible).
+    return_details : bool, keyword-only
+        If True return a dict instead of the p-value (see Returns).
 
     Returns
     -------
-    float
+    float or dict
         p-value in (0, 1]: small means the observed correlation is significant.
-        NaN when the observed r is undefined.
+        NaN when the observed r is undefined. With ``return_details=True`` a dict:
+        ``p`` (that p-value), ``p_coloc2`` (Coloc 2's "Costes P-Value", near 1 is
+        significant), ``fraction_ge`` (fraction of randomised r >= observed r,
+        Coloc 2's "Ratio of rand. Pearsons >= actual"), ``r_obs``,
+        ``r_rand_mean``, ``r_rand_sd`` (ddof=1), ``n_valid`` and ``block_size``
+        (tuple of int).
 
     Notes
     -----
@@ -399,9 +832,17 @@ def costes_test(a, b, mask=None, *, n=100, block_size=None, seed=0) -> float:
     .. math:: p = \\frac{1 + \\#\\{k : r_k \\ge r_{obs}\\}}{1 + n_{valid}}
 
     with :math:`n_{valid}` the randomisations whose r is defined. This is the
-    conventional permutation p-value. Coloc 2 instead reports "Costes P-Value" as
-    the fraction of randomised r *below* the observed r (about ``1 - p``: near 1 is
-    significant); Costes et al. call r significant when that fraction is > 0.95.
+    conventional permutation p-value, exact for any distribution of the r_k.
+
+    Coloc 2 (``CostesSignificanceTest.calculateStatistics``) reports instead
+    :math:`P_{coloc2} = \\Phi((r_{obs} - \\bar r_{rand}) / s_{rand})`, the normal
+    CDF of the observed r under a normal fit to the randomised r (mean, sample
+    standard deviation), clipped to [0, 1]; near 1 (> 0.95) is significant, so it
+    is about ``1 - p``. Coloc 2 also pads edge blocks by mirroring and smooths the
+    shuffled image with a Gaussian of the PSF radius before computing r; lungtrack
+    trims the edges and does not smooth (blocks of PSF size already keep the
+    within-block correlation), so the randomised r distributions are close but not
+    identical.
 
     References
     ----------
@@ -417,6 +858,9 @@ def costes_test(a, b, mask=None, *, n=100, block_size=None, seed=0) -> float:
     >>> a = np.sin(xx / 3.0) + np.cos(yy / 4.0)
     >>> costes_test(a, a, n=19)
     0.05
+    >>> d = costes_test(a, a, n=19, psf_um=0.6, spacing_um=0.2, return_details=True)
+    >>> d["block_size"], d["p"], d["p_coloc2"] > 0.95
+    ((3, 3), 0.05, True)
     """
     a_arr, b_arr, m_arr = _validate(a, b, mask)
     if m_arr is None:
@@ -424,7 +868,13 @@ def costes_test(a, b, mask=None, *, n=100, block_size=None, seed=0) -> float:
     if int(n) < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     nd = a_arr.ndim
-    if block_size is None:
+    if psf_um is not None:
+        if block_size is not None:
+            raise ValueError("give either block_size or psf_um, not both")
+        block = _block_from_psf(psf_um, spacing_um, nd)
+    elif spacing_um is not None:
+        raise ValueError("spacing_um is only used with psf_um; give psf_um too")
+    elif block_size is None:
         block = _default_block_size(nd)
     elif np.ndim(block_size) == 0:
         block = (int(block_size),) * nd
@@ -436,12 +886,54 @@ def costes_test(a, b, mask=None, *, n=100, block_size=None, seed=0) -> float:
         raise ValueError(f"block_size {block} is larger than the image shape {a_arr.shape}")
 
     r_obs, r_rand = _randomised_r(a_arr, b_arr, m_arr, block, int(n), seed)
-    if math.isnan(r_obs):
-        return math.nan
     r_rand = r_rand[~np.isnan(r_rand)]
-    n_ge = int(np.count_nonzero(r_rand >= r_obs))
-    log.debug("costes_test: r_obs %.4g, %d of %d randomised r >= r_obs", r_obs, n_ge, r_rand.size)
-    return (1 + n_ge) / (1 + r_rand.size)
+    if math.isnan(r_obs) or r_rand.size == 0:
+        p = math.nan
+        n_ge = 0
+    else:
+        n_ge = int(np.count_nonzero(r_rand >= r_obs))
+        p = (1 + n_ge) / (1 + r_rand.size)
+        log.debug("costes_test: r_obs %.4g, %d of %d randomised r >= r_obs", r_obs, n_ge, r_rand.size)
+    if not return_details:
+        return p
+    mean = float(r_rand.mean()) if r_rand.size else math.nan
+    sd = float(r_rand.std(ddof=1)) if r_rand.size > 1 else math.nan
+    return {
+        "p": p,
+        "p_coloc2": _coloc2_p(r_obs, mean, sd),
+        "fraction_ge": n_ge / r_rand.size if r_rand.size and not math.isnan(r_obs) else math.nan,
+        "r_obs": float(r_obs),
+        "r_rand_mean": mean,
+        "r_rand_sd": sd,
+        "n_valid": int(r_rand.size),
+        "block_size": tuple(int(k) for k in block),
+    }
+
+
+def _coloc2_p(r_obs: float, mean: float, sd: float) -> float:
+    """Coloc 2's Costes P-Value: normal CDF of r_obs under N(mean, sd), clipped to [0, 1]."""
+    if math.isnan(r_obs) or math.isnan(mean) or math.isnan(sd):
+        return math.nan
+    if sd == 0:
+        return 1.0 if r_obs > mean else (0.0 if r_obs < mean else 0.5)
+    return min(1.0, max(0.0, 0.5 * math.erfc(-(r_obs - mean) / (sd * math.sqrt(2.0)))))
+
+
+def _block_from_psf(psf_um, spacing_um, nd: int) -> tuple[int, ...]:
+    """Block edge per axis in pixels from a PSF size and pixel spacing, both in um."""
+    if spacing_um is None:
+        raise ValueError("psf_um needs spacing_um (pixel size per axis in um)")
+    psf = np.broadcast_to(np.asarray(psf_um, dtype=np.float64), (nd,)) if np.ndim(psf_um) == 0 \
+        else np.asarray(psf_um, dtype=np.float64)
+    sp = np.broadcast_to(np.asarray(spacing_um, dtype=np.float64), (nd,)) if np.ndim(spacing_um) == 0 \
+        else np.asarray(spacing_um, dtype=np.float64)
+    if psf.shape != (nd,):
+        raise ValueError(f"psf_um must be one value or {nd} values, got {psf_um!r}")
+    if sp.shape != (nd,):
+        raise ValueError(f"spacing_um must be one value or {nd} values, got {spacing_um!r}")
+    if not (np.all(psf > 0) and np.all(sp > 0)):
+        raise ValueError(f"psf_um and spacing_um must be positive, got {psf_um!r} and {spacing_um!r}")
+    return tuple(max(1, int(round(p / s))) for p, s in zip(psf, sp))
 
 
 def _randomised_r(a, b, mask, block, n, seed) -> tuple[float, np.ndarray]:
