@@ -58,7 +58,7 @@ def test_coloc_widget_in_viewer(make_napari_viewer, tmp_path):
     df = widget()
     assert df.dropna(subset=["roi"]).set_index("roi").loc[2, "pearson_r"] == pytest.approx(-1.0)
     table = widget.coefficients.value
-    assert "pearson_r" in table["headers"] and len(table["data"]) == len(df)
+    assert "pearson_r" in table["columns"] and len(table["data"]) == len(df)
     assert "cytofluorogram" in viewer.window.dock_widgets
     shot = viewer.screenshot(str(tmp_path / "coloc.png"), canvas_only=False)
     assert shot.std() > 0

@@ -4,7 +4,6 @@
 is its magicgui form, which shows the table under the button and the 2D histogram
 with the Costes thresholds in a dock. All numbers come from `lungtrack`.
 """
-from __future__ import annotations
 
 from typing import Optional
 
