@@ -28,7 +28,7 @@ from .config import Config, load_config
 from .experiment import Experiment, Sample, load_experiment
 from .io import LungtrackInputError, check_tiff, read_image, sha256, write_labels
 from .measure import measure_objects, object_columns
-from .segment import segment_image, subtract_background
+from .segment import segment_image
 from .spatial import interaction_columns, macrophages_containing, msc_macrophage_relations
 
 log = logging.getLogger(__name__)
@@ -144,8 +144,7 @@ def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> d
     objects = pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(
         columns=object_columns(2 if not three_d else 3, img.channel_names))
 
-    msc_signal = subtract_background(msc_raw, sp, config.segment.msc.background_radius_um)
-    inter = msc_macrophage_relations(seg["msc"], seg["macrophage"], spacing, msc_signal=msc_signal,
+    inter = msc_macrophage_relations(seg["msc"], seg["macrophage"], spacing, msc_signal=seg["msc_signal"],
                                      radii_um=config.spatial.radii_um,
                                      contact_tolerance_um=config.spatial.contact_tolerance_um,
                                      sample_id=sample.sample_id)

@@ -10,7 +10,7 @@ Examples
 >>> seg = segment_image(s.image, spacing_um=s.spacing_um, channel_names=s.channel_names,
 ...                     config={"channels": {"nuclei": "DAPI", "msc": "GFP", "macrophage": "CD68"}})
 >>> sorted(seg)
-['macrophage', 'msc', 'msc_positive', 'nuclei', 'tissue']
+['macrophage', 'msc', 'msc_positive', 'msc_signal', 'nuclei', 'tissue']
 """
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ import numpy as np
 
 from ..config import Config, load_config
 from ..io import Image, LungtrackInputError
-from .classic import positive_mask, segment_cells, subtract_background, threshold_value, tissue_mask
+from .classic import (positive_mask, segment_cells, segment_corrected, subtract_background, threshold_value,
+                      tissue_mask)
 
-__all__ = ["segment_image", "segment_cells", "tissue_mask", "positive_mask", "subtract_background",
+__all__ = ["segment_image", "segment_cells", "segment_corrected", "tissue_mask", "positive_mask", "subtract_background",
            "threshold_value", "as_image", "ROLES"]
 
 ROLES = ("msc", "macrophage", "nuclei")
@@ -75,7 +76,8 @@ def segment_image(image, config: Config | dict | None = None, *, spacing_um=None
     dict of ndarray
         ``msc``, ``macrophage``, ``nuclei``: int32 labels (Y, X) or (Z, Y, X);
         ``tissue``: bool mask; ``msc_positive``: bool mask of all MSC-label voxels
-        (puncta included) at the MSC threshold, used for engulfment.
+        (puncta included) at the MSC threshold, used for engulfment; ``msc_signal``: the
+        background-subtracted MSC channel (float32), for intensity-weighted measures.
     """
     cfg = load_config(config)
     img = as_image(image, spacing_um, channel_names)
@@ -99,8 +101,10 @@ def segment_image(image, config: Config | dict | None = None, *, spacing_um=None
             continue
         arr, spacing = _spatial(img, np.asarray(img.data[time_index, img.channel_index(ref)]))
         params = getattr(cfg.segment, role)
-        labels, t = segment_cells(arr, spacing, params, within=out.get("tissue"), return_threshold=True)
+        corrected = subtract_background(arr, spacing, params.background_radius_um)
+        labels, t = segment_corrected(corrected, spacing, params, within=out.get("tissue"), return_threshold=True)
         out[role] = labels
         if role == "msc":
-            out["msc_positive"] = positive_mask(arr, spacing, params, t)
+            out["msc_positive"] = positive_mask(corrected, spacing, t)
+            out["msc_signal"] = corrected
     return out

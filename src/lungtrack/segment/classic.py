@@ -178,7 +178,26 @@ def segment_cells(channel: np.ndarray, spacing_um, params: RoleSegmentation, *, 
     2
     """
     spacing_um = tuple(float(s) for s in spacing_um)
-    img = subtract_background(channel, spacing_um, params.background_radius_um)
+    corrected = subtract_background(channel, spacing_um, params.background_radius_um)
+    return segment_corrected(corrected, spacing_um, params, within=within, return_threshold=return_threshold)
+
+
+def segment_corrected(corrected: np.ndarray, spacing_um, params: RoleSegmentation, *,
+                      within: np.ndarray | None = None, return_threshold: bool = False):
+    """`segment_cells` on a channel whose background is already subtracted.
+
+    Lets a caller that also needs the corrected image (engulfment, positive mask)
+    subtract the background once.
+
+    Examples
+    --------
+    >>> from lungtrack.config import RoleSegmentation
+    >>> img = np.zeros((64, 64), np.float32); img[10:30, 10:30] = 100
+    >>> int(segment_corrected(img, (1.0, 1.0), RoleSegmentation(min_diameter_um=5)).max())
+    1
+    """
+    spacing_um = tuple(float(s) for s in spacing_um)
+    img = corrected
     if params.smoothing_sigma_um > 0:
         img = ndi.gaussian_filter(img, _sigma_px(params.smoothing_sigma_um, spacing_um))
     t = threshold_value(img, params.threshold, within=within, min_signal_ratio=params.min_signal_ratio)
@@ -197,11 +216,12 @@ def _fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
     return np.stack([ndi.binary_fill_holes(m) for m in mask])
 
 
-def positive_mask(channel: np.ndarray, spacing_um, params: RoleSegmentation, threshold: float,
-                  sigma_um: float = 0.5) -> np.ndarray:
-    """All label-positive voxels at the role's threshold, without size filter (puncta included)."""
-    img = subtract_background(channel, spacing_um, params.background_radius_um)
-    img = ndi.gaussian_filter(img, _sigma_px(sigma_um, spacing_um))
+def positive_mask(corrected: np.ndarray, spacing_um, threshold: float, sigma_um: float = 0.5) -> np.ndarray:
+    """All label-positive voxels at the role's threshold, without size filter (puncta included).
+
+    ``corrected`` is the background-subtracted channel (`subtract_background`).
+    """
+    img = ndi.gaussian_filter(np.asarray(corrected, np.float32), _sigma_px(sigma_um, spacing_um))
     return img > threshold
 
 
