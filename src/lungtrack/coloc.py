@@ -40,7 +40,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 __all__ = ["pearson", "spearman", "kendall_tau", "li_icq", "overlap_coefficient", "manders", "rwc",
-           "van_steensel_ccf", "costes_thresholds", "costes_test", "coloc_summary"]
+           "van_steensel_ccf", "orthogonal_regression", "costes_thresholds", "costes_test", "coloc_summary"]
 
 CONVENTIONS = ("jacop", "coloc2")
 
@@ -589,21 +589,38 @@ def manders(a, b, threshold_a=None, threshold_b=None, mask=None, *,
     return m1, m2
 
 
-def _deming(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
-    """Orthogonal (Deming, variance ratio 1) regression y = slope * x + intercept.
+def orthogonal_regression(x, y) -> tuple[float, float] | None:
+    """Orthogonal (Deming, variance ratio 1) regression ``y = slope * x + intercept``.
 
-    Returns None when the covariance is not positive (slope <= 0 or undefined).
+    The line Costes' thresholds walk down. Any sign of the covariance; None when it
+    is zero or not finite (no unique line).
+
+    Examples
+    --------
+    >>> x = np.arange(10.0)
+    >>> orthogonal_regression(x, 2 * x + 1)
+    (2.0, 1.0)
+    >>> orthogonal_regression(x, -x)[0]
+    -1.0
     """
+    x = np.asarray(x, np.float64).ravel()
+    y = np.asarray(y, np.float64).ravel()
     xm, ym = x.mean(), y.mean()
     xc, yc = x - xm, y - ym
     sxx, syy, sxy = _dot(xc, xc), _dot(yc, yc), _dot(xc, yc)
-    if not sxy > 0:
+    if sxy == 0 or not math.isfinite(sxy):
         return None
     d = syy - sxx
     h = math.hypot(d, 2.0 * sxy)
     # (d + h) / (2 sxy) == 2 sxy / (h - d); use the form without cancellation.
     slope = (d + h) / (2.0 * sxy) if d >= 0 else 2.0 * sxy / (h - d)
-    return slope, float(ym - slope * xm)
+    return float(slope), float(ym - slope * xm)
+
+
+def _deming(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
+    """`orthogonal_regression`, or None when the covariance is not positive (Costes needs slope > 0)."""
+    line = orthogonal_regression(x, y)
+    return line if line is not None and line[0] > 0 else None
 
 
 def costes_thresholds(a, b, mask=None) -> tuple[float, float]:

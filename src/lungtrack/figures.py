@@ -193,17 +193,6 @@ def save_figure(fig, path_stem):
     return paths
 
 
-def _orthogonal_regression(x, y):
-    """Orthogonal (Deming, variance ratio 1) regression ``y = slope * x + intercept``; None if undefined."""
-    xc, yc = x - x.mean(), y - y.mean()
-    sxx, syy, sxy = float(xc @ xc), float(yc @ yc), float(xc @ yc)
-    if sxy == 0 or not math.isfinite(sxy):
-        return None
-    d = syy - sxx
-    slope = (d + math.hypot(d, 2.0 * sxy)) / (2.0 * sxy)
-    return slope, float(y.mean() - slope * x.mean())
-
-
 def cytofluorogram(a, b, *, mask=None, thresholds=None, regression=None, names=("MSC", "macrophage"), bins=256,
                    log_counts=True):
     """Cytofluorogram: 2D histogram of two channels' intensities with regression and Costes thresholds.
@@ -250,6 +239,7 @@ def cytofluorogram(a, b, *, mask=None, thresholds=None, regression=None, names=(
     from matplotlib.colors import LogNorm, Normalize
 
     from . import coloc
+    from .coloc import orthogonal_regression
 
     x = np.asarray(a)
     y = np.asarray(b)
@@ -270,7 +260,7 @@ def cytofluorogram(a, b, *, mask=None, thresholds=None, regression=None, names=(
     elif thresholds is False:
         thresholds = None
     if regression is None:
-        regression = _orthogonal_regression(x, y) if x.size >= 2 else None
+        regression = orthogonal_regression(x, y) if x.size >= 2 else None
     elif regression is False:
         regression = None
 
