@@ -22,6 +22,7 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
+from .segment.metrics import overlap_counts
 
 __all__ = ["msc_in_macrophage", "overlap_pairs", "object_coloc_summary"]
 
@@ -168,19 +169,9 @@ def overlap_pairs(labels_a, labels_b, spacing_um) -> pd.DataFrame:
     """
     la, lb, sp = _check_pair("labels_a", labels_a, "labels_b", labels_b, spacing_um)
     col = _size_col(la.ndim)
-    both = (la > 0) & (lb > 0)
-    pa = la[both].astype(np.int64)
-    pb = lb[both].astype(np.int64)
-    if pa.size == 0:
-        return pd.DataFrame({"label_a": pd.Series(dtype=np.int64), "label_b": pd.Series(dtype=np.int64),
-                             col: pd.Series(dtype=np.float64), "iou": pd.Series(dtype=np.float64)})
-    pairs, inter = np.unique(np.stack([pa, pb], axis=1), axis=0, return_counts=True)
-    ids_a, size_a = np.unique(la[la > 0].astype(np.int64), return_counts=True)
-    ids_b, size_b = np.unique(lb[lb > 0].astype(np.int64), return_counts=True)
-    sa = size_a[np.searchsorted(ids_a, pairs[:, 0])]
-    sb = size_b[np.searchsorted(ids_b, pairs[:, 1])]
+    ids_a, ids_b, inter, sa, sb = overlap_counts(la, lb)
     return pd.DataFrame({
-        "label_a": pairs[:, 0], "label_b": pairs[:, 1],
+        "label_a": ids_a, "label_b": ids_b,
         col: inter.astype(np.float64) * float(np.prod(sp)),
         "iou": inter / (sa + sb - inter).astype(np.float64),
     })

@@ -13,17 +13,33 @@ from __future__ import annotations
 import numpy as np
 
 
+def overlap_counts(labels_a, labels_b):
+    """Voxel counts of every pair of overlapping objects of two label images.
+
+    Returns
+    -------
+    ids_a, ids_b, overlap, size_a, size_b : ndarray of int64
+        One entry per pair sharing at least one voxel, sorted by ``ids_a`` then
+        ``ids_b``; ``size_a``/``size_b`` are the two objects' whole sizes in voxels.
+
+    Examples
+    --------
+    >>> a = np.array([[1, 1, 0]]); b = np.array([[0, 2, 2]])
+    >>> [x.tolist() for x in overlap_counts(a, b)]
+    [[1], [2], [1], [2], [2]]
+    """
+    a = np.asarray(labels_a).ravel().astype(np.int64)
+    b = np.asarray(labels_b).ravel().astype(np.int64)
+    both = (a > 0) & (b > 0)
+    pairs, inter = np.unique(np.stack([a[both], b[both]]), axis=1, return_counts=True)
+    ids_a, ids_b = pairs.reshape(2, -1)
+    return ids_a, ids_b, inter.astype(np.int64), np.bincount(a)[ids_a], np.bincount(b)[ids_b]
+
+
 def iou_pairs(truth: np.ndarray, pred: np.ndarray):
     """(truth_ids, pred_ids, iou) for every pair of overlapping objects."""
-    t = np.asarray(truth).ravel().astype(np.int64)
-    p = np.asarray(pred).ravel().astype(np.int64)
-    both = (t > 0) & (p > 0)
-    pairs, inter = np.unique(np.stack([t[both], p[both]]), axis=1, return_counts=True)
-    t_area = np.bincount(t)
-    p_area = np.bincount(p)
-    ti, pi = pairs
-    union = t_area[ti] + p_area[pi] - inter
-    return ti, pi, inter / union
+    ti, pi, inter, t_size, p_size = overlap_counts(truth, pred)
+    return ti, pi, inter / (t_size + p_size - inter)
 
 
 def match_objects(truth: np.ndarray, pred: np.ndarray, iou: float = 0.5) -> dict:
