@@ -22,7 +22,9 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
+
 from .segment.metrics import overlap_counts
+from .spatial import signal_fraction_inside
 
 __all__ = ["msc_in_macrophage", "overlap_pairs", "object_coloc_summary"]
 
@@ -123,14 +125,7 @@ def msc_in_macrophage(msc_labels, macrophage_labels, spacing_um, *, msc_signal=N
     vidx = np.floor(cent_um / np.asarray(sp) + 0.5).astype(np.int64)
     vidx = np.clip(vidx, 0, np.asarray(msc.shape) - 1)
     at = mac[tuple(vidx.T)].astype(np.int64)
-    if msc_signal is not None:
-        s = np.clip(np.asarray(msc_signal, np.float64), 0, None)
-        tot = ndi.sum_labels(s, msc, ids)
-        s_in = ndi.sum_labels(s * inside, msc, ids)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ifrac = np.where(tot > 0, s_in / np.where(tot > 0, tot, 1.0), np.nan)
-    else:
-        ifrac = np.full(ids.size, np.nan)
+    ifrac = signal_fraction_inside(msc_signal, msc, ids, inside)
     return pd.DataFrame({
         "msc_label": ids,
         "centroid_in_macrophage": at > 0,

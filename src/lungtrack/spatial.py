@@ -102,15 +102,30 @@ def msc_macrophage_relations(msc_labels: np.ndarray, macrophage_labels: np.ndarr
     _, gap = surface_distance_um(msc_labels, mac_mask, spacing_um)
     out["nearest_macrophage_surface_um"] = gap
     out["contact"] = gap <= contact_tolerance_um
-    if msc_signal is not None:
-        sig = np.clip(np.asarray(msc_signal, float), 0, None)
-        total = ndi.sum_labels(sig, msc_labels, msc_ids)
-        inside = ndi.sum_labels(sig * mac_mask, msc_labels, msc_ids)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["engulfed_fraction"] = np.where(total > 0, inside / total, np.nan)
-    else:
-        out["engulfed_fraction"] = np.full(len(msc_ids), np.nan)
+    out["engulfed_fraction"] = signal_fraction_inside(msc_signal, msc_labels, msc_ids, mac_mask)
     return pd.DataFrame(out, columns=cols)
+
+
+def signal_fraction_inside(signal, labels, ids, inside) -> np.ndarray:
+    """Per object: share of its (non-negative) signal lying inside a mask.
+
+    ``sum(s[labels == i & inside]) / sum(s[labels == i])`` with ``s = max(signal, 0)``;
+    NaN where an object's signal sums to 0, or everywhere when ``signal`` is None.
+
+    Examples
+    --------
+    >>> lab = np.array([[1, 1, 2, 2]]); sig = np.array([[1.0, 3.0, 0.0, 0.0]])
+    >>> signal_fraction_inside(sig, lab, [1, 2], np.array([[False, True, True, True]]))
+    array([0.75,  nan])
+    """
+    ids = np.asarray(ids)
+    if signal is None:
+        return np.full(ids.size, np.nan)
+    s = np.clip(np.asarray(signal, np.float64), 0, None)
+    total = ndi.sum_labels(s, labels, ids)
+    inside_sum = ndi.sum_labels(s * np.asarray(inside, bool), labels, ids)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, inside_sum / np.where(total > 0, total, 1.0), np.nan).astype(np.float64)
 
 
 def macrophages_containing(macrophage_labels: np.ndarray, msc_positive: np.ndarray, spacing_um,
