@@ -4,12 +4,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-from pathlib import Path
 
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import shared_data_dir
 
 from lungtrack import coloc
 from lungtrack.coloc import (
@@ -29,12 +28,9 @@ from lungtrack.coloc import (
 # ----------------------------------------------------------------------------- helpers
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("LUNGTRACK_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-FIJI = _shared_data() / "coloc_fiji"
+FIJI = shared_data_dir() / "coloc_fiji"
 needs_fiji = pytest.mark.skipif(
     not (FIJI / "expected_values.json").is_file(),
     reason=f"Fiji Coloc 2 reference images not found at {FIJI} (set LUNGTRACK_SHARED_DATA)",
