@@ -791,3 +791,32 @@ def test_costes_test_default_n_is_200():
     a = _smooth_field((30, 30), 70)
     assert costes_test(a, a, return_details=True)["n_valid"] == 200
     assert costes_test(a, a) == pytest.approx(1 / 201, abs=1e-15)
+
+
+@pytest.mark.parametrize(("slope", "intercept"), [(1.0, 0.0), (2.0, 1.0), (0.5, -3.0), (1.37, 2.2)])
+def test_costes_integer_scan_equals_sorted_scan(slope, intercept):
+    # With slope 1 / intercept 0 (and 2 / 1, 0.5 / -3) grey levels of a and images of b's
+    # levels on the line coincide, so the histogram scan must merge its a- and b-bins.
+    rng = np.random.default_rng(7)
+    sig = rng.integers(0, 60, 5000)
+    a = (sig + rng.integers(0, 30, sig.size)).astype(np.uint16)
+    b = (sig + rng.integers(0, 30, sig.size) + 5).astype(np.uint16)
+    c_int, r_int, b_int = coloc._scan_integer(a, b, slope, intercept)
+    c_srt, r_srt, b_srt = coloc._scan_sorted(a.astype(float), b.astype(float), slope, intercept)
+    np.testing.assert_array_equal(c_int, c_srt)
+    np.testing.assert_allclose(r_int, r_srt, rtol=1e-9, atol=1e-12, equal_nan=True)
+    got = [b_int(t) for t in c_int]
+    want = [b_srt(t) for t in c_srt]
+    np.testing.assert_array_equal(got, want)
+    assert sum(not math.isnan(v) for v in got) > 10  # some candidates do come from b
+
+
+def test_costes_thresholds_too_low_warning(caplog):
+    # On a line except one dim b pixel: r of the below set never drops to 0, and the
+    # lowest pair lies below a's smallest intensity (Coloc 2: "thresholds too low").
+    a = np.array([5, 6, 7, 8, 9, 10, 11, 12.0])
+    b = np.array([2, 6, 7, 8, 9, 10, 11, 12.0])
+    with caplog.at_level(logging.WARNING, logger="lungtrack.coloc"):
+        t_a, t_b = costes_thresholds(a, b)
+    assert t_a < a.min() and t_b == 2.0
+    assert "thresholds too low" in caplog.text

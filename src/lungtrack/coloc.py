@@ -55,6 +55,8 @@ _INTERCEPT_TO_MEAN_WARN = 0.01
 _MIN_PIXELS_ABOVE_BOTH = 10
 # Integer images whose intensity range is at most this use the histogram (linear) scan.
 _MAX_INT_LEVELS = 1 << 20
+# Pixels per chunk in the linear-time passes: temporaries stay in cache and are reused.
+_CHUNK = 1 << 16
 
 
 # ---------------------------------------------------------------------------- input
@@ -589,6 +591,28 @@ def manders(a, b, threshold_a=None, threshold_b=None, mask=None, *,
     return m1, m2
 
 
+def _centred_moments(x: np.ndarray, y: np.ndarray) -> tuple[int, float, float, float, float, float]:
+    """(n, mean x, mean y, sum (x-mx)^2, sum (y-my)^2, sum (x-mx)(y-my)) of two flat arrays.
+
+    Works through cache-sized chunks, so no image-sized float64 temporaries are
+    made (for a 2048^2 image those cost more in page faults than in arithmetic).
+    """
+    n = x.size
+    steps = range(0, n, _CHUNK)
+    xm = sum(float(x[i:i + _CHUNK].sum(dtype=np.float64)) for i in steps) / n
+    ym = sum(float(y[i:i + _CHUNK].sum(dtype=np.float64)) for i in steps) / n
+    sxx = syy = sxy = 0.0
+    for i in steps:
+        xc = x[i:i + _CHUNK].astype(np.float64)
+        xc -= xm
+        yc = y[i:i + _CHUNK].astype(np.float64)
+        yc -= ym
+        sxx += _dot(xc, xc)
+        syy += _dot(yc, yc)
+        sxy += _dot(xc, yc)
+    return n, xm, ym, sxx, syy, sxy
+
+
 def orthogonal_regression(x, y) -> tuple[float, float] | None:
     """Orthogonal (Deming, variance ratio 1) regression ``y = slope * x + intercept``.
 
@@ -603,11 +627,7 @@ def orthogonal_regression(x, y) -> tuple[float, float] | None:
     >>> orthogonal_regression(x, -x)[0]
     -1.0
     """
-    x = np.asarray(x, np.float64).ravel()
-    y = np.asarray(y, np.float64).ravel()
-    xm, ym = x.mean(), y.mean()
-    xc, yc = x - xm, y - ym
-    sxx, syy, sxy = _dot(xc, xc), _dot(yc, yc), _dot(xc, yc)
+    _, xm, ym, sxx, syy, sxy = _centred_moments(np.asarray(x).ravel(), np.asarray(y).ravel())
     if sxy == 0 or not math.isfinite(sxy):
         return None
     d = syy - sxx
@@ -693,38 +713,20 @@ def costes_thresholds(a, b, mask=None) -> tuple[float, float]:
     """
     a, b, mask = _validate(a, b, mask)
     raw_a, raw_b = (a.ravel(), b.ravel()) if mask is None else (a[mask], b[mask])
-    x, y = raw_a.astype(np.float64), raw_b.astype(np.float64)
-    if x.size == 0:
+    if raw_a.size == 0:
         log.warning("costes_thresholds: empty mask; returning NaN thresholds")
         return math.nan, math.nan
-    line = _deming(x, y)
+    line = _deming(raw_a, raw_b)
     if line is None:
         # Common and expected for MSC vs macrophage label in most tissue: INFO, not a warning.
         log.info("costes_thresholds: channels are not positively correlated (regression slope <= 0 "
                  "or undefined); returning the channel maxima as thresholds")
-        return float(x.max()), float(y.max())
+        return float(raw_a.max()), float(raw_b.max())
     slope, intercept = line
-    y_on_x = (y - intercept) / slope  # b's intensity mapped onto a's axis along the line
-    cand, inv = _candidates(raw_a, raw_b, x, y_on_x, slope, intercept)
-
-    # Exclusive prefix sums over candidates: entry j sums the pixels with e < cand[j]
-    # (centred on the global means to limit cancellation).
-    def prefix(w=None):
-        s = np.bincount(inv, weights=w, minlength=cand.size).astype(np.float64)
-        out = np.empty_like(s)
-        out[0] = 0.0
-        np.cumsum(s[:-1], out=out[1:])
-        return out
-
-    xc, yc = x - x.mean(), y - y.mean()
-    n = prefix()
-    sx, sy, sxx, syy, sxy = prefix(xc), prefix(yc), prefix(xc * xc), prefix(yc * yc), prefix(xc * yc)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vx = sxx - sx * sx / n
-        vy = syy - sy * sy / n
-        cov = sxy - sx * sy / n
-        valid = (n >= 2) & (vx > _VAR_RTOL * sxx) & (vy > _VAR_RTOL * syy)
-        r = np.where(valid, cov / np.sqrt(np.where(valid, vx * vy, 1.0)), np.nan)
+    if _integer_levels(raw_a, raw_b):
+        cand, r, b_at = _scan_integer(raw_a, raw_b, slope, intercept)
+    else:
+        cand, r, b_at = _scan_sorted(raw_a.astype(np.float64), raw_b.astype(np.float64), slope, intercept)
     hits = np.flatnonzero(r <= 0)
     if hits.size == 0:
         log.warning("costes_thresholds: the Pearson r of the below-threshold pixels never drops to <= 0; "
@@ -733,53 +735,169 @@ def costes_thresholds(a, b, mask=None) -> tuple[float, float]:
     else:
         j = int(hits[-1])  # highest candidate: the first reached when lowering the thresholds
     t_a = float(cand[j])
-    from_b = y_on_x == t_a
-    t_b = float(y[from_b][0]) if from_b.any() else float(slope * t_a + intercept)
+    t_b = b_at(t_a)  # b's own intensity when the candidate comes from b
+    if math.isnan(t_b):
+        t_b = float(slope * t_a + intercept)
     log.debug("costes_thresholds: slope %.6g intercept %.6g -> (%.6g, %.6g); r_below %.4g",
               slope, intercept, t_a, t_b, r[j])
-    _costes_warnings(x, y, t_a, t_b, intercept)
+    _costes_warnings(raw_a, raw_b, t_a, t_b, intercept)
     return t_a, t_b
 
 
-def _candidates(raw_a, raw_b, x, y_on_x, slope, intercept) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct values of e = min(a, (b - c)/m) and each pixel's index into them.
+def _integer_levels(raw_a, raw_b) -> bool:
+    """True when both channels are integer with a modest intensity range (histogram scan)."""
+    if not (np.issubdtype(raw_a.dtype, np.integer) and np.issubdtype(raw_b.dtype, np.integer)):
+        return False
+    return (int(raw_a.max()) - int(raw_a.min()) < _MAX_INT_LEVELS
+            and int(raw_b.max()) - int(raw_b.min()) < _MAX_INT_LEVELS)
 
-    For integer images with a modest intensity range this is a histogram (lookup
-    table) computation in O(N + L) for L grey levels; otherwise ``np.unique``
-    (a sort, O(N log N)). Both give the same candidates, bit for bit: the level
-    values go through the same float64 operations as the pixels.
+
+def _r_from_prefix(n, sx, sy, sxx, syy, sxy, tot_xx, tot_yy) -> np.ndarray:
+    """Pearson r of each below set from its (centred) moment sums; NaN where undefined."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vx = sxx - sx * sx / n
+        vy = syy - sy * sy / n
+        cov = sxy - sx * sy / n
+        valid = (n >= 2) & (vx > _VAR_RTOL * tot_xx) & (vy > _VAR_RTOL * tot_yy)
+        return np.where(valid, cov / np.sqrt(np.where(valid, vx * vy, 1.0)), np.nan)
+
+
+def _exclusive_cumsum(v: np.ndarray) -> np.ndarray:
+    # entry j sums the candidates below j: the pixels with e < cand[j]
+    out = np.empty(v.shape, np.float64)
+    out[0] = 0.0
+    np.cumsum(v[:-1], out=out[1:])
+    return out
+
+
+def _scan_sorted(x, y, slope, intercept):
+    """Costes scan by sorting: every distinct e = min(a, (b - c)/m) is a candidate, O(N log N).
+
+    Returns (candidates ascending, r of the below set at each, a function giving
+    b's own intensity at a candidate that is the image of a b intensity, else NaN).
     """
-    if (np.issubdtype(raw_a.dtype, np.integer) and np.issubdtype(raw_b.dtype, np.integer)):
-        a_lo, a_hi = int(raw_a.min()), int(raw_a.max())
-        b_lo, b_hi = int(raw_b.min()), int(raw_b.max())
-        if a_hi - a_lo < _MAX_INT_LEVELS and b_hi - b_lo < _MAX_INT_LEVELS:
-            lev_a = np.arange(a_lo, a_hi + 1, dtype=np.float64)
-            lev_b = (np.arange(b_lo, b_hi + 1, dtype=np.float64) - intercept) / slope
-            levels, lev_inv = np.unique(np.concatenate([lev_a, lev_b]), return_inverse=True)
-            lev_inv = lev_inv.ravel()
-            idx_a, idx_b = lev_inv[:lev_a.size], lev_inv[lev_a.size:]
-            ia = idx_a[raw_a.astype(np.intp) - a_lo] if a_lo else idx_a[raw_a]
-            ib = idx_b[raw_b.astype(np.intp) - b_lo] if b_lo else idx_b[raw_b]
-            idx = np.where(x <= y_on_x, ia, ib)
-            used = np.bincount(idx, minlength=levels.size) > 0
-            compact = np.cumsum(used) - 1
-            return levels[used], compact[idx]
+    y_on_x = (y - intercept) / slope  # b's intensity mapped onto a's axis along the line
     cand, inv = np.unique(np.minimum(x, y_on_x), return_inverse=True)
-    return cand, inv.ravel()
+    inv = inv.ravel()
+    xc, yc = x - x.mean(), y - y.mean()
+
+    def prefix(w=None):
+        return _exclusive_cumsum(np.bincount(inv, weights=w, minlength=cand.size).astype(np.float64))
+
+    sxx_w, syy_w, sxy_w = xc * xc, yc * yc, xc * yc
+    r = _r_from_prefix(prefix(), prefix(xc), prefix(yc), prefix(sxx_w), prefix(syy_w), prefix(sxy_w),
+                       float(sxx_w.sum()), float(syy_w.sum()))
+
+    def b_at(t):
+        on_b = y_on_x == t
+        return float(y[on_b][0]) if on_b.any() else math.nan
+
+    return cand, r, b_at
 
 
-def _costes_warnings(x, y, t_a, t_b, intercept) -> None:
+def _scan_integer(raw_a, raw_b, slope, intercept):
+    """The Costes scan of `_scan_sorted` for integer images, in linear time from histograms.
+
+    Pixel i is "below" at threshold t iff t > e_i = min(a_i, (b_i - c)/m). With
+    integer intensities e_i is either a grey level of a (when a_i <= (b_i - c)/m, a
+    test on a lookup table of b's levels) or a grey level of b mapped onto the line.
+    Pixels are binned by that level (La + Lb bins): a pixel in an a-level bin alpha
+    has x = alpha, so only its y needs summing, and vice versa; three bincounts (n,
+    sum w, sum w^2, with w the other channel) then give all five moment sums per
+    bin. Bins are merged in candidate order and cumulated. Moments are centred on
+    the rounded channel means (integers) so that sums stay small and exact.
+    """
+    a_lo, a_hi = int(raw_a.min()), int(raw_a.max())
+    b_lo, b_hi = int(raw_b.min()), int(raw_b.max())
+    la, lb = a_hi - a_lo + 1, b_hi - b_lo + 1
+    lev_a = np.arange(a_lo, a_hi + 1, dtype=np.float64)
+    lev_b_int = np.arange(b_lo, b_hi + 1, dtype=np.float64)
+    lev_b = (lev_b_int - intercept) / slope  # same float ops as per pixel in _scan_sorted
+    # a_i <= lev_b[b_i]  <=>  a_i - a_lo <= floor(lev_b[b_i]) - a_lo  (a_i integer)
+    lim = np.clip(np.floor(lev_b) - a_lo, -1, la).astype(np.intp)
+    n_bin = np.zeros(la + lb)
+    s1 = np.zeros(la + lb)
+    s2 = np.zeros(la + lb)
+    hist_b = np.zeros(lb, np.int64)
+    for i in range(0, raw_a.size, _CHUNK):
+        ia = raw_a[i:i + _CHUNK].astype(np.intp)
+        ib = raw_b[i:i + _CHUNK].astype(np.intp)
+        if a_lo:
+            ia -= a_lo
+        if b_lo:
+            ib -= b_lo
+        from_a = ia <= lim[ib]
+        idx = np.where(from_a, ia, ib + la)
+        w = np.where(from_a, ib, ia).astype(np.float64)  # the other channel's level (exact integers)
+        n_bin += np.bincount(idx, minlength=la + lb)
+        s1 += np.bincount(idx, weights=w, minlength=la + lb)
+        s2 += np.bincount(idx, weights=np.square(w, out=w), minlength=la + lb)
+        hist_b += np.bincount(ib, minlength=lb)
+    # Centre the other channel on its rounded mean: w' = w - off per bin
+    m_a = round(float(raw_a.mean(dtype=np.float64)))
+    m_b = round(float(raw_b.mean(dtype=np.float64)))
+    off = np.concatenate([np.full(la, m_b - b_lo, np.float64), np.full(lb, m_a - a_lo, np.float64)])
+    s2 = s2 - 2 * off * s1 + off * off * n_bin
+    s1 = s1 - off * n_bin
+    xa, yb = lev_a - m_a, lev_b_int - m_b  # the bin's own channel value, centred
+    # per bin: (n, sum x', sum y', sum x'^2, sum y'^2, sum x'y')
+    own = np.concatenate([xa, yb])
+    in_a = np.arange(la + lb) < la
+    sx = np.where(in_a, own * n_bin, s1)
+    sy = np.where(in_a, s1, own * n_bin)
+    sxx = np.where(in_a, own * own * n_bin, s2)
+    syy = np.where(in_a, s2, own * own * n_bin)
+    sxy = own * s1
+    value = np.concatenate([lev_a, lev_b])
+    used = n_bin > 0
+    value, n_bin, sx, sy, sxx, syy, sxy = (v[used] for v in (value, n_bin, sx, sy, sxx, syy, sxy))
+    order = np.argsort(value, kind="stable")
+    value = value[order]
+    starts = np.flatnonzero(np.r_[True, value[1:] != value[:-1]])
+    group = [np.add.reduceat(v[order], starts) for v in (n_bin, sx, sy, sxx, syy, sxy)]
+    cand = value[starts]
+    # Re-centre on the exact means (a shift of the rounded ones) as the sort path does.
+    n_tot = group[0].sum()
+    dx, dy = group[1].sum() / n_tot, group[2].sum() / n_tot
+    n, gx, gy, gxx, gyy, gxy = group
+    gxx = gxx - 2 * dx * gx + dx * dx * n
+    gyy = gyy - 2 * dy * gy + dy * dy * n
+    gxy = gxy - dx * gy - dy * gx + dx * dy * n
+    gx = gx - dx * n
+    gy = gy - dy * n
+    pre = [_exclusive_cumsum(v) for v in (n, gx, gy, gxx, gyy, gxy)]
+    r = _r_from_prefix(*pre, float(gxx.sum()), float(gyy.sum()))
+
+    def b_at(t):
+        k = int(np.searchsorted(lev_b, t))
+        while k < lb and lev_b[k] == t:  # b levels whose image on the line is t, if in the image
+            if hist_b[k]:
+                return float(lev_b_int[k])
+            k += 1
+        return math.nan
+
+    return cand, r, b_at
+
+
+def _costes_warnings(raw_a, raw_b, t_a, t_b, intercept) -> None:
     """Log Coloc 2's quality warnings for a Costes threshold pair (pixels in the mask)."""
-    mean_b = float(y.mean())
+    mean_a = float(raw_a.mean(dtype=np.float64))
+    mean_b = float(raw_b.mean(dtype=np.float64))
     if mean_b != 0 and abs(intercept / mean_b) > _INTERCEPT_TO_MEAN_WARN:
         log.warning("costes_thresholds: y-intercept far from zero: the regression intercept %.4g is "
                     "%.1f%% of the mean of channel b (Coloc 2 warns above 1%%); consider a ROI or "
                     "background subtraction in both channels", intercept, 100 * abs(intercept / mean_b))
-    for name, t, v in (("a", t_a, x), ("b", t_b, y)):
-        if t > v.mean():
+    for name, t, mean in (("a", t_a, mean_a), ("b", t_b, mean_b)):
+        if t > mean:
             log.warning("costes_thresholds: threshold of channel %s too high: %.4g is above the channel's "
-                        "mean %.4g, so few pixels enter the above-threshold calculations", name, t, v.mean())
-    n_both = int(np.count_nonzero((x >= t_a) & (y >= t_b)))
+                        "mean %.4g, so few pixels enter the above-threshold calculations", name, t, mean)
+    min_a, min_b = float(raw_a.min()), float(raw_b.min())
+    if t_a < min_a or t_b < min_b:
+        log.warning("costes_thresholds: thresholds too low: (%.4g, %.4g) is below the lowest intensities "
+                    "(%.4g, %.4g), so no positive threshold was found and thresholded coefficients use "
+                    "every pixel", t_a, t_b, min_a, min_b)
+    n_both = sum(int(np.count_nonzero((raw_a[i:i + _CHUNK] >= t_a) & (raw_b[i:i + _CHUNK] >= t_b)))
+                 for i in range(0, raw_a.size, _CHUNK))
     if n_both < _MIN_PIXELS_ABOVE_BOTH:
         log.warning("costes_thresholds: only %d pixels are above both thresholds (fewer than %d); "
                     "thresholded coefficients are unreliable", n_both, _MIN_PIXELS_ABOVE_BOTH)
