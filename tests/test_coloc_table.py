@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lungtrack import coloc, coloc_table as ct_module
+from lungtrack import coloc
+from lungtrack import coloc_table as ct_module
 from lungtrack.coloc_table import coloc_table
 
 EXTRA = {n: col for n, (_, col) in ct_module.EXTRA_COEFFICIENTS.items()}
@@ -138,33 +139,14 @@ def test_costes_p_and_tiny_regions():
     assert math.isnan(r.loc[9, "costes_p"]) and r.loc[9, "n_pixels"] == 1
 
 
-def test_optional_coefficients_absent_and_present(monkeypatch):
-    a, b, rois, _ = roi_scene(7)
-    for name in ("spearman", "li_icq", "kendall_tau", "overlap_coefficient"):
-        monkeypatch.delattr(coloc, name, raising=False)
-    t = coloc_table(a, b, rois=rois, coefficients=("pearson", "spearman", "li_icq", "kendall_tau", "overlap"))
-    assert list(t.columns[5:10]) == ["pearson_r", "spearman", "kendall_tau", "li_icq", "overlap"]
-    assert t[["spearman", "kendall_tau", "li_icq", "overlap"]].isna().all().all()
-    monkeypatch.setattr(coloc, "spearman", lambda x, y, mask=None: float(x.size), raising=False)
-    monkeypatch.setattr(coloc, "overlap_coefficient", lambda x, y, mask=None: (0.5, 0.1), raising=False)
-    t = coloc_table(a, b, rois=rois, coefficients=("spearman", "overlap"))
-    assert t["spearman"].tolist() == t["n_pixels"].astype(float).tolist()
-    assert (t["overlap"] == 0.5).all()
-
-
-def test_real_extra_coefficients_when_present():
-    names = [n for n, (f, _) in ct_module.EXTRA_COEFFICIENTS.items() if hasattr(coloc, f)]
-    if not names:
-        pytest.skip("lungtrack.coloc has no optional coefficient yet")
+def test_extra_coefficients_known_values():
+    names = list(ct_module.EXTRA_COEFFICIENTS)
     a, b, rois, _ = roi_scene(8)
     t = coloc_table(a, b, rois=rois, coefficients=names)
     r = t[t.scope == "roi"].set_index("roi")
-    if "spearman" in names:
-        assert r.loc[1, "spearman"] == pytest.approx(1.0) and r.loc[3, "spearman"] == pytest.approx(-1.0)
-    if "overlap" in names:  # identical channels: Manders overlap r = 1
-        assert r.loc[1, "overlap"] == pytest.approx(1.0)
-    if "kendall_tau" in names:
-        assert r.loc[1, "kendall_tau"] == pytest.approx(1.0) and r.loc[3, "kendall_tau"] == pytest.approx(-1.0)
+    assert r.loc[1, "spearman"] == pytest.approx(1.0) and r.loc[3, "spearman"] == pytest.approx(-1.0)
+    assert r.loc[1, "overlap"] == pytest.approx(1.0)  # identical channels: Manders overlap r = 1
+    assert r.loc[1, "kendall_tau"] == pytest.approx(1.0) and r.loc[3, "kendall_tau"] == pytest.approx(-1.0)
     assert not t[[EXTRA[n] for n in names]].isna().any().any()
 
 
@@ -186,3 +168,39 @@ def test_bad_input_names_the_argument():
 
 def test_doctests():
     assert doctest.testmod(ct_module).failed == 0
+
+
+def test_polygon_rois_equal_the_same_labels_image_and_may_overlap():
+    rng = np.random.default_rng(3)
+    a = rng.random((3, 30, 40))
+    b = 0.5 * a + rng.random(a.shape)
+    # a rectangle covering rows 2..11, columns 5..24 (pixel centres inside), and a
+    # triangle overlapping it
+    rect = [(1.5, 4.5), (1.5, 24.5), (11.5, 24.5), (11.5, 4.5)]
+    tri = [(5.0, 20.0), (28.0, 20.0), (28.0, 39.0)]
+    polys = {4: rect, 9: tri}
+    lab_rect = np.zeros(a.shape, np.int32)
+    lab_rect[:, 2:12, 5:25] = 4
+    t_poly = coloc_table(a, b, rois=polys, per_z=True, coefficients=("pearson", "manders"))
+    t_lab = coloc_table(a, b, rois=lab_rect, per_z=True, coefficients=("pearson", "manders"))
+    got = t_poly[t_poly["roi"] == 4].reset_index(drop=True)
+    want = t_lab[t_lab["scope"] == "roi"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    assert (got["n_pixels"] == 10 * 20).all()
+    tri_mask = ct_module.polygon_rois({9: tri}, a.shape[1:])[0][1]
+    r9 = t_poly[(t_poly["roi"] == 9) & (t_poly["z"] == 1)]
+    assert int(r9["n_pixels"].iloc[0]) == int(tri_mask.sum())
+    assert (tri_mask & (lab_rect[0] > 0)).any()  # the two ROIs share pixels
+    assert float(r9["pearson_r"].iloc[0]) == pytest.approx(coloc.pearson(a[1], b[1], tri_mask), abs=1e-12)
+    # a list of polygons numbers them 1, 2, ...; a mask restricts them
+    m = np.zeros(a.shape[1:], bool)
+    m[:, :15] = True
+    t_list = coloc_table(a[0], b[0], rois=[rect, tri], mask=m, coefficients=("pearson",))
+    assert t_list[t_list["scope"] == "roi"]["roi"].tolist() == [1, 2]
+    assert int(t_list[t_list["roi"] == 1]["n_pixels"].iloc[0]) == 10 * 10
+
+
+def test_polygon_roi_errors_name_the_roi():
+    a = np.zeros((10, 10))
+    with pytest.raises(ValueError, match="ROI 2: a polygon needs at least 3"):
+        coloc_table(a, a, rois={1: [(0, 0), (0, 5), (5, 5)], 2: [(0, 0), (3, 3)]})

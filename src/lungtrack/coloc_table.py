@@ -31,7 +31,7 @@ from . import coloc
 
 log = logging.getLogger(__name__)
 
-__all__ = ["coloc_table", "coloc_table_columns", "BASE_COEFFICIENTS", "EXTRA_COEFFICIENTS"]
+__all__ = ["coloc_table", "coloc_table_columns", "polygon_rois", "BASE_COEFFICIENTS", "EXTRA_COEFFICIENTS"]
 
 #: Coefficient names of `coloc_table` computed by the functions that always exist in
 #: `lungtrack.coloc`, with the columns each one fills.
@@ -40,8 +40,7 @@ BASE_COEFFICIENTS = {
     "manders": ("manders_m1", "manders_m2"),
     "costes": ("costes_threshold_a", "costes_threshold_b", "costes_p"),
 }
-#: Optional coefficients: name in `coefficients` -> (function name looked up in
-#: `lungtrack.coloc` at call time, column). Absent functions give NaN columns.
+#: Further coefficients: name in `coefficients` -> (function of `lungtrack.coloc`, column).
 EXTRA_COEFFICIENTS = {
     "spearman": ("spearman", "spearman"),
     "kendall_tau": ("kendall_tau", "kendall_tau"),
@@ -97,6 +96,50 @@ def _aligned(name, arr, shape, per_frame):
     raise ValueError(f"{name} has shape {tuple(arr.shape)} but a has shape {tuple(shape)}; expected {expect}")
 
 
+def polygon_rois(polygons, shape_yx) -> list[tuple[int, np.ndarray]]:
+    """Rasterise polygon ROIs: a list of ``(roi_id, 2D bool mask)``.
+
+    Parameters
+    ----------
+    polygons : dict or sequence
+        ``{roi_id: vertices}`` or a sequence of vertices (ids 1, 2, ...); vertices
+        are ``(N, 2)`` ``(row, column)`` pixel coordinates of the image's last two
+        axes (napari Shapes data in pixel units, ImageJ ROI coordinates swapped).
+    shape_yx : tuple of int
+        Shape of one plane ``(Y, X)``.
+
+    Notes
+    -----
+    A pixel belongs to a polygon when its centre lies inside it
+    (`skimage.draw.polygon2mask`). Polygons may overlap: each keeps all its pixels.
+
+    Examples
+    --------
+    >>> rois = polygon_rois({7: [(0, 0), (0, 3), (3, 3), (3, 0)]}, (5, 5))
+    >>> rois[0][0], int(rois[0][1].sum())
+    (7, 16)
+    """
+    from skimage.draw import polygon2mask
+
+    items = polygons.items() if isinstance(polygons, dict) else enumerate(polygons, start=1)
+    out = []
+    for roi_id, verts in items:
+        v = np.asarray(verts, dtype=np.float64)
+        if v.ndim != 2 or v.shape[1] != 2 or len(v) < 3:
+            raise ValueError(f"ROI {roi_id}: a polygon needs at least 3 (row, column) vertices, "
+                             f"got an array of shape {v.shape}")
+        out.append((int(roi_id), polygon2mask(tuple(shape_yx), v)))
+    return out
+
+
+def _is_polygons(rois) -> bool:
+    if isinstance(rois, dict):
+        return True
+    if isinstance(rois, (list, tuple)) and rois:
+        return all(np.asarray(r).ndim == 2 and np.asarray(r).shape[-1] == 2 for r in rois)
+    return False
+
+
 def _take(arr, idx, full_ndim):
     """``arr[idx]`` as numpy, where `arr` may lack the leading T axis (constant over frames)."""
     if arr is None:
@@ -143,15 +186,12 @@ def _coefficients(a, b, mask, names, *, convention, randomisations, seed, extras
     if extras:
         x = (a.ravel() if mask is None else a[mask]).astype(np.float64)
         y = (b.ravel() if mask is None else b[mask]).astype(np.float64)
-        for name, (func_name, col) in extras.items():
-            func = getattr(coloc, func_name, None)
-            value = math.nan
-            if func is not None:
-                try:
-                    value = _scalar(func(x, y), col)
-                except (TypeError, ValueError, KeyError, ZeroDivisionError) as err:
-                    log.warning("coloc_table: lungtrack.coloc.%s failed (%s); %s is NaN", func_name, err, col)
-            out[col] = value
+        for func_name, col in extras.values():
+            try:
+                out[col] = _scalar(getattr(coloc, func_name)(x, y), col)
+            except ValueError as err:  # e.g. a region too small for the coefficient
+                log.warning("coloc_table: lungtrack.coloc.%s failed (%s); %s is NaN", func_name, err, col)
+                out[col] = math.nan
     return out
 
 
@@ -172,9 +212,12 @@ def coloc_table(a, b, *, mask=None, rois=None, objects=None, per_z=False, per_fr
         restricts the ``roi`` and ``object`` rows to the mask. Same shape as
         `a`, or, with ``per_frame=True``, the shape of one frame (used for all
         frames).
-    rois : array_like of int, optional
-        Labels image of regions of interest (0 = none), shape as for `mask`.
-        One ``scope == "roi"`` row per ROI id > 0 found anywhere in `rois`.
+    rois : array_like of int, dict or list of polygons, optional
+        Labels image of regions of interest (0 = none), shape as for `mask`;
+        one ``scope == "roi"`` row per ROI id > 0 found anywhere in `rois`. Or
+        polygons (``{roi_id: (N, 2) vertices}`` or a list of vertex arrays, ids
+        1, 2, ...; ``(row, column)`` pixel coordinates, see `polygon_rois`),
+        which apply to every z-plane and frame and may overlap.
     objects : array_like of int, optional
         Labels image of objects (e.g. segmented MSCs), shape as for `mask`.
         One ``scope == "object"`` row per label > 0.
@@ -225,8 +268,8 @@ def coloc_table(a, b, *, mask=None, rois=None, objects=None, per_z=False, per_fr
     An ROI or object with no pixel in a plane, a frame or the mask gives a row
     with NaN coefficients and ``n_pixels == 0`` (not an error). When the
     Costes test cannot run on a region (fewer than two blocks), ``costes_p`` is
-    NaN and a warning is logged. An optional coefficient whose function is not
-    (yet) in `lungtrack.coloc` gives a NaN column.
+    NaN and a warning is logged; likewise for a coefficient that cannot be
+    computed on a region.
 
     Dask inputs are read one frame (or one plane with ``per_z``) at a time, so
     memory is bounded by one frame of each input; the values equal those of
@@ -258,6 +301,9 @@ def coloc_table(a, b, *, mask=None, rois=None, objects=None, per_z=False, per_fr
     if per_z and space_ndim != 3:
         raise ValueError(f"per_z=True needs a z axis, but a has shape {shape} (per_frame={per_frame})")
     mask = _aligned("mask", mask, shape, per_frame)
+    polygons = None
+    if _is_polygons(rois):
+        polygons, rois = polygon_rois(rois, shape[-2:]), None
     rois = _aligned("rois", rois, shape, per_frame)
     objects = _aligned("objects", objects, shape, per_frame)
     if mask is not None and mask.dtype != bool:
@@ -273,9 +319,6 @@ def coloc_table(a, b, *, mask=None, rois=None, objects=None, per_z=False, per_fr
             raise ValueError(f"spacing_um must hold {space_ndim} positive sizes (z, y, x), got {spacing_um!r}")
         vox = float(np.prod(sp[-space_ndim:][-region_ndim:]))
     extras = {n: EXTRA_COEFFICIENTS[n] for n in names if n in EXTRA_COEFFICIENTS}
-    for n, (func_name, _) in extras.items():
-        if getattr(coloc, func_name, None) is None:
-            log.warning("coloc_table: lungtrack.coloc has no %s; column %r is NaN", func_name, EXTRA_COEFFICIENTS[n][1])
     cols = coloc_table_columns(names, region_ndim, spacing_um)
 
     def ids_of(lab):
@@ -285,6 +328,10 @@ def coloc_table(a, b, *, mask=None, rois=None, objects=None, per_z=False, per_fr
         return u[u > 0].astype(np.int64)
 
     roi_ids, obj_ids = ids_of(rois), ids_of(objects)
+    if polygons is not None:
+        ids = [i for i, _ in polygons]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"polygon ROI ids must be unique, got {ids}")
     frames = range(shape[0]) if per_frame else [None]
     n_z = shape[-3] if per_z else 0
     planes = range(n_z) if per_z else [None]
@@ -302,6 +349,18 @@ def coloc_table(a, b, *, mask=None, rois=None, objects=None, per_z=False, per_fr
             if mm is not None:
                 rows.append({**key, "scope": "mask", "n_pixels": int(np.count_nonzero(mm)),
                              **_coefficients(aa, bb, mm, names, **kw)})
+            for roi_id, poly in polygons or ():
+                ys, xs = np.nonzero(poly)
+                if ys.size == 0:
+                    region, sa, sb = np.zeros(0, bool), None, None
+                else:
+                    sl = (Ellipsis, slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+                    sa, sb = aa[sl], bb[sl]
+                    region = np.broadcast_to(poly[sl[1:]], sa.shape).copy()
+                    if mm is not None:
+                        region &= mm[sl]
+                rows.append({**key, "scope": "roi", "roi": roi_id, "n_pixels": int(np.count_nonzero(region)),
+                             **_coefficients(sa, sb, region, names, **kw)})
             for scope, lab_all, ids in (("roi", rois, roi_ids), ("object", objects, obj_ids)):
                 if lab_all is None:
                     continue
