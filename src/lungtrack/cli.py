@@ -69,7 +69,7 @@ def _summary(res) -> str:
         f"Results: {res.out}",
         f"  report:  {res.out / 'report.html'}",
         f"  figure:  {res.out / 'figures' / 'persistence.png'}",
-        "  tables:  samples.csv, objects.parquet, interactions.csv, persistence.csv, persistence_fit.csv",
+        "  tables:  samples.csv, objects.parquet, interactions.csv, coloc.csv, persistence.csv, persistence_fit.csv",
     ]
     return "\n".join(lines)
 

@@ -128,6 +128,11 @@ class ColocConfig(_Strict):
     )
     costes_randomisations: int = Field(0, ge=0, description="Costes significance test randomisations (0 = skip; p reported as NaN).")
     seed: int = Field(0, description="Seed for the randomisation test.")
+    coefficients: list[Literal["pearson", "manders", "costes", "spearman", "kendall_tau", "li_icq", "overlap"]] = Field(
+        ["pearson", "manders", "costes", "spearman", "li_icq", "overlap"],
+        description="Coefficients written to coloc.csv (see docs/methods.md); kendall_tau is slow on large images.",
+    )
+    per_msc: bool = Field(True, description="Also write one coloc.csv row per MSC object (scope 'object').")
 
 
 class SpatialConfig(_Strict):

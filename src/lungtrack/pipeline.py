@@ -52,6 +52,7 @@ class Results:
     persistence_fit: pd.DataFrame
     run: dict = field(default_factory=dict)
     out: Path | None = None
+    coloc: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def headline(self) -> str:
         """Half-life per group, as a few lines of text."""
@@ -121,7 +122,8 @@ def process_sample(sample: Sample, config: Config, labels_dir: str | None = None
 
 
 def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> dict:
-    from .coloc import coloc_summary
+    from .coloc_objects import object_coloc_summary
+    from .coloc_table import coloc_table
 
     img = _open(sample, config)
     seg = segment_image(img, config)
@@ -151,9 +153,18 @@ def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> d
     containing = macrophages_containing(seg["macrophage"], seg["msc_positive"], spacing,
                                         config.spatial.engulfed_min_area_um2)
 
-    scope = tissue if (config.coloc.scope == "tissue" and tissue.any()) else None
-    co = coloc_summary(msc_raw, mac_raw, scope, convention=config.coloc.manders_convention,
-                       randomisations=config.coloc.costes_randomisations, seed=config.coloc.seed)
+    cc = config.coloc
+    use_tissue = cc.scope == "tissue" and tissue.any()
+    # One table of every coefficient for the image, the tissue and each MSC; the samples.csv
+    # numbers are its row for the configured scope (the same computation as coloc_summary).
+    coefs = list(dict.fromkeys(["pearson", "manders", "costes", *cc.coefficients]))
+    coloc_rows = coloc_table(msc_raw, mac_raw, mask=tissue if use_tissue else None,
+                             objects=seg["msc"] if cc.per_msc else None, spacing_um=sp, coefficients=coefs,
+                             convention=cc.manders_convention, randomisations=cc.costes_randomisations,
+                             seed=cc.seed, sample_id=sample.sample_id)
+    co = coloc_rows[coloc_rows["scope"] == ("mask" if use_tissue else "image")].iloc[0]
+    coloc_rows["scope"] = coloc_rows["scope"].replace({"mask": "tissue"})
+    obj_co = object_coloc_summary(seg["msc"], seg["macrophage"], spacing, msc_signal=seg["msc_signal"])
 
     vox_um2 = float(np.prod(sp[-2:]))
     # Counts are per mm2 of section; for a z-stack the tissue area is its projection.
@@ -168,9 +179,11 @@ def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> d
         "n_nuclei": n_nuc,
         "msc_per_mm2": n_msc / tissue_area if tissue_area > 0 else np.nan,
         "macrophage_per_mm2": n_mac / tissue_area if tissue_area > 0 else np.nan,
-        "pearson_r": co["pearson_r"], "manders_m1": co["manders_m1"], "manders_m2": co["manders_m2"],
-        "costes_threshold_msc": co["costes_threshold_a"], "costes_threshold_macrophage": co["costes_threshold_b"],
-        "costes_p": co["costes_p"],
+        "pearson_r": float(co["pearson_r"]), "manders_m1": float(co["manders_m1"]),
+        "manders_m2": float(co["manders_m2"]), "costes_threshold_msc": float(co["costes_threshold_a"]),
+        "costes_threshold_macrophage": float(co["costes_threshold_b"]), "costes_p": float(co["costes_p"]),
+        "frac_msc_centroid_in_macrophage": obj_co["frac_msc_centroid_in_macrophage"],
+        "msc_intensity_fraction_in_macrophages": obj_co["msc_intensity_fraction_in_macrophages"],
         "frac_msc_contacting_macrophage": float(inter["contact"].mean()) if len(inter) else np.nan,
         "frac_macrophage_containing_msc": float(containing.mean()) if containing.size else np.nan,
         "median_msc_to_macrophage_um": float(np.median(inter["nearest_macrophage_um"])) if len(inter) else np.nan,
@@ -180,7 +193,7 @@ def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> d
         for role in ("msc", "macrophage", "nuclei", "tissue"):
             if role in seg:
                 write_labels(Path(labels_dir) / f"{sample.sample_id}_{role}.tif", seg[role], spacing)
-    return {"sample": row, "objects": objects, "interactions": inter}
+    return {"sample": row, "objects": objects, "interactions": inter, "coloc": coloc_rows}
 
 
 # --------------------------------------------------------------------------- the run
@@ -326,8 +339,10 @@ def _assemble(parts: list[dict], cfg: Config) -> Results:
     pc = cfg.persistence
     pers = persistence_table(samples, bootstrap=pc.bootstrap, confidence=pc.confidence, seed=pc.seed)
     fit = fit_decay(samples, bootstrap=pc.bootstrap, confidence=pc.confidence, seed=pc.seed)
+    coloc_frames = [p["coloc"] for p in parts if len(p.get("coloc", ()))]
+    coloc = pd.concat(coloc_frames, ignore_index=True) if coloc_frames else pd.DataFrame()
     return Results(samples=samples, objects=objects, interactions=interactions, persistence=pers,
-                   persistence_fit=fit)
+                   persistence_fit=fit, coloc=coloc)
 
 
 def _write(results: Results, folder: Path) -> None:
@@ -345,6 +360,7 @@ def _write(results: Results, folder: Path) -> None:
     results.objects.to_csv(folder / "objects.csv", index=False)
     results.samples.to_csv(folder / "samples.csv", index=False)
     results.interactions.to_csv(folder / "interactions.csv", index=False)
+    results.coloc.to_csv(folder / "coloc.csv", index=False)
     results.persistence.to_csv(folder / "persistence.csv", index=False)
     results.persistence_fit.to_csv(folder / "persistence_fit.csv", index=False)
     fig = persistence_figure(results.persistence, results.persistence_fit, animals=animal_table(results.samples))
