@@ -15,7 +15,7 @@ from lungtrack.coloc_table import coloc_table
 
 EXTRA = {n: col for n, (_, col) in ct_module.EXTRA_COEFFICIENTS.items()}
 KEYS = ["sample_id", "scope", "roi", "z", "frame"]
-BASE = ["pearson_r", "manders_m1", "manders_m2", "costes_threshold_a", "costes_threshold_b", "costes_p"]
+BASE = ["pearson_r", "manders_m1", "manders_m2", "costes_threshold_a", "costes_threshold_b", "costes_p", "costes_warnings"]
 
 
 def roi_scene(seed=1):
@@ -48,7 +48,8 @@ def test_per_roi_known_values():
     assert r.loc[3, "pearson_r"] == pytest.approx(-1.0, abs=1e-12)
     assert r.loc[1, "n_pixels"] == r.loc[2, "n_pixels"] == r.loc[3, "n_pixels"] == 20 * 80
     # ROI 4 is outside the mask: a row with NaN and 0 pixels, not an error
-    assert r.loc[4, "n_pixels"] == 0 and r.loc[4, BASE].isna().all()
+    assert r.loc[4, "n_pixels"] == 0 and r.loc[4, BASE[:-1]].isna().all()
+    assert r.loc[4, "costes_warnings"] == "empty_region"
     # every row equals lungtrack.coloc on its own region
     for i in (1, 2, 3):
         region = (rois == i) & mask
@@ -204,3 +205,27 @@ def test_polygon_roi_errors_name_the_roi():
     a = np.zeros((10, 10))
     with pytest.raises(ValueError, match="ROI 2: a polygon needs at least 3"):
         coloc_table(a, a, rois={1: [(0, 0), (0, 5), (5, 5)], 2: [(0, 0), (3, 3)]})
+
+
+def test_costes_warnings_column_instead_of_log_lines(caplog):
+    import logging
+
+    rng = np.random.default_rng(50)
+    sig = np.zeros((40, 40))
+    sig[5:9, 5:9] = 100.0  # a small bright spot: thresholds end up far above the means
+    a = sig + rng.normal(20, 2, sig.shape)
+    b = 0.5 * sig + rng.normal(40, 2, sig.shape)  # offset: intercept far from zero
+    objects = np.zeros(sig.shape, np.int32)
+    objects[5:9, 5:9] = 1  # a 16-pixel object: too few pixels above both thresholds
+    with caplog.at_level(logging.WARNING, logger="lungtrack.coloc"):
+        t = coloc_table(a, b, objects=objects, coefficients=("pearson", "costes"))
+    assert "costes_thresholds" not in caplog.text  # nothing logged per region
+    image = t[t.scope == "image"]["costes_warnings"].iloc[0].split(";")
+    assert "intercept_far_from_zero" in image and "threshold_a_too_high" in image
+    # the same codes the public function logs as messages
+    with caplog.at_level(logging.WARNING, logger="lungtrack.coloc"):
+        coloc.costes_thresholds(a, b)
+    assert "y-intercept far from zero" in caplog.text and "threshold of channel a too high" in caplog.text
+    tiny = coloc_table(np.array([[0.0, 4, 2, 10, 11, 12]]), np.array([[4.0, 0, 2, 10, 11, 12]]),
+                       objects=np.ones((1, 6), np.int32), coefficients=("costes",))
+    assert tiny["costes_warnings"].tolist() == ["threshold_a_too_high;threshold_b_too_high;few_pixels_above_both"] * 2

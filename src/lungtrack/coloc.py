@@ -32,15 +32,17 @@ Examples
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
 __all__ = ["pearson", "spearman", "kendall_tau", "li_icq", "overlap_coefficient", "manders", "rwc",
-           "van_steensel_ccf", "orthogonal_regression", "costes_thresholds", "costes_test", "coloc_summary"]
+           "van_steensel_ccf", "orthogonal_regression", "costes_thresholds", "collect_warnings", "costes_test", "coloc_summary"]
 
 CONVENTIONS = ("jacop", "coloc2")
 
@@ -57,6 +59,39 @@ _MIN_PIXELS_ABOVE_BOTH = 10
 _MAX_INT_LEVELS = 1 << 20
 # Pixels per chunk in the linear-time passes: temporaries stay in cache and are reused.
 _CHUNK = 1 << 16
+
+
+_collector = threading.local()
+
+
+@contextlib.contextmanager
+def collect_warnings():
+    """Collect Costes quality warnings as short codes instead of logging them.
+
+    For tables with many regions (one per object), where a log line per region
+    would drown the terminal; `lungtrack.coloc_table` puts the codes in a column.
+
+    Examples
+    --------
+    >>> with collect_warnings() as codes:
+    ...     _ = costes_thresholds(np.array([0, 4, 2, 10, 11, 12.0]), np.array([4, 0, 2, 10, 11, 12.0]))
+    >>> codes
+    ['threshold_a_too_high', 'threshold_b_too_high', 'few_pixels_above_both']
+    """
+    prev = getattr(_collector, "codes", None)
+    _collector.codes = codes = []
+    try:
+        yield codes
+    finally:
+        _collector.codes = prev
+
+
+def _warn(code: str, msg: str, *args) -> None:
+    codes = getattr(_collector, "codes", None)
+    if codes is None:
+        log.warning(msg, *args)
+    else:
+        codes.append(code)
 
 
 # ---------------------------------------------------------------------------- input
@@ -714,7 +749,7 @@ def costes_thresholds(a, b, mask=None) -> tuple[float, float]:
     a, b, mask = _validate(a, b, mask)
     raw_a, raw_b = (a.ravel(), b.ravel()) if mask is None else (a[mask], b[mask])
     if raw_a.size == 0:
-        log.warning("costes_thresholds: empty mask; returning NaN thresholds")
+        _warn("empty_region", "costes_thresholds: empty mask; returning NaN thresholds")
         return math.nan, math.nan
     line = _deming(raw_a, raw_b)
     if line is None:
@@ -729,7 +764,7 @@ def costes_thresholds(a, b, mask=None) -> tuple[float, float]:
         cand, r, b_at = _scan_sorted(raw_a.astype(np.float64), raw_b.astype(np.float64), slope, intercept)
     hits = np.flatnonzero(r <= 0)
     if hits.size == 0:
-        log.warning("costes_thresholds: the Pearson r of the below-threshold pixels never drops to <= 0; "
+        _warn("r_never_drops_to_zero", "costes_thresholds: the Pearson r of the below-threshold pixels never drops to <= 0; "
                     "returning the lowest threshold pair on the regression line")
         j = 0
     else:
@@ -884,22 +919,22 @@ def _costes_warnings(raw_a, raw_b, t_a, t_b, intercept) -> None:
     mean_a = float(raw_a.mean(dtype=np.float64))
     mean_b = float(raw_b.mean(dtype=np.float64))
     if mean_b != 0 and abs(intercept / mean_b) > _INTERCEPT_TO_MEAN_WARN:
-        log.warning("costes_thresholds: y-intercept far from zero: the regression intercept %.4g is "
+        _warn("intercept_far_from_zero", "costes_thresholds: y-intercept far from zero: the regression intercept %.4g is "
                     "%.1f%% of the mean of channel b (Coloc 2 warns above 1%%); consider a ROI or "
                     "background subtraction in both channels", intercept, 100 * abs(intercept / mean_b))
     for name, t, mean in (("a", t_a, mean_a), ("b", t_b, mean_b)):
         if t > mean:
-            log.warning("costes_thresholds: threshold of channel %s too high: %.4g is above the channel's "
+            _warn(f"threshold_{name}_too_high", "costes_thresholds: threshold of channel %s too high: %.4g is above the channel's "
                         "mean %.4g, so few pixels enter the above-threshold calculations", name, t, mean)
     min_a, min_b = float(raw_a.min()), float(raw_b.min())
     if t_a < min_a or t_b < min_b:
-        log.warning("costes_thresholds: thresholds too low: (%.4g, %.4g) is below the lowest intensities "
+        _warn("thresholds_too_low", "costes_thresholds: thresholds too low: (%.4g, %.4g) is below the lowest intensities "
                     "(%.4g, %.4g), so no positive threshold was found and thresholded coefficients use "
                     "every pixel", t_a, t_b, min_a, min_b)
     n_both = sum(int(np.count_nonzero((raw_a[i:i + _CHUNK] >= t_a) & (raw_b[i:i + _CHUNK] >= t_b)))
                  for i in range(0, raw_a.size, _CHUNK))
     if n_both < _MIN_PIXELS_ABOVE_BOTH:
-        log.warning("costes_thresholds: only %d pixels are above both thresholds (fewer than %d); "
+        _warn("few_pixels_above_both", "costes_thresholds: only %d pixels are above both thresholds (fewer than %d); "
                     "thresholded coefficients are unreliable", n_both, _MIN_PIXELS_ABOVE_BOTH)
 
 

@@ -38,8 +38,9 @@ __all__ = ["coloc_table", "coloc_table_columns", "polygon_rois", "BASE_COEFFICIE
 BASE_COEFFICIENTS = {
     "pearson": ("pearson_r",),
     "manders": ("manders_m1", "manders_m2"),
-    "costes": ("costes_threshold_a", "costes_threshold_b", "costes_p"),
+    "costes": ("costes_threshold_a", "costes_threshold_b", "costes_p", "costes_warnings"),
 }
+_TEXT_COLUMNS = ("costes_warnings",)
 #: Further coefficients: name in `coefficients` -> (function of `lungtrack.coloc`, column).
 EXTRA_COEFFICIENTS = {
     "spearman": ("spearman", "spearman"),
@@ -167,11 +168,16 @@ def _coefficients(a, b, mask, names, *, convention, randomisations, seed, extras
         for c in names:
             for col in (BASE_COEFFICIENTS[c] if c in BASE_COEFFICIENTS else (EXTRA_COEFFICIENTS[c][1],)):
                 out[col] = math.nan
+        if "costes" in names:
+            out["costes_warnings"] = "empty_region"
         return out
     if "pearson" in names:
         out["pearson_r"] = coloc.pearson(a, b, mask)
     if wants_base and ("manders" in names or "costes" in names):
-        t_a, t_b = coloc.costes_thresholds(a, b, mask)
+        with coloc.collect_warnings() as codes:
+            t_a, t_b = coloc.costes_thresholds(a, b, mask)
+        if "costes" in names:
+            out["costes_warnings"] = ";".join(dict.fromkeys(codes))
         if "manders" in names:
             out["manders_m1"], out["manders_m2"] = coloc.manders(a, b, t_a, t_b, mask, convention=convention)
         if "costes" in names:
@@ -234,7 +240,12 @@ def coloc_table(a, b, *, mask=None, rois=None, objects=None, per_z=False, per_fr
     coefficients : sequence of str
         Any of ``"pearson"`` (column ``pearson_r``), ``"manders"``
         (``manders_m1``, ``manders_m2``), ``"costes"``
-        (``costes_threshold_a``, ``costes_threshold_b``, ``costes_p``), and the
+        (``costes_threshold_a``, ``costes_threshold_b``, ``costes_p``, and
+        ``costes_warnings``: Coloc 2's quality warnings for the region's Costes
+        thresholds as ``;``-separated codes -- ``intercept_far_from_zero``,
+        ``threshold_a_too_high``, ``threshold_b_too_high``, ``thresholds_too_low``,
+        ``few_pixels_above_both``, ``r_never_drops_to_zero``, ``empty_region`` --
+        instead of one log line per region), and the
         optional ``"spearman"``, ``"kendall_tau"``, ``"li_icq"``, ``"overlap"``
         (columns of the same name; from ``lungtrack.coloc.spearman``,
         ``kendall_tau``, ``li_icq`` and ``overlap_coefficient``).
@@ -387,6 +398,6 @@ def coloc_table(a, b, *, mask=None, rois=None, objects=None, per_z=False, per_fr
     df["n_pixels"] = df["n_pixels"].astype(np.int64)
     df["sample_id"] = df["sample_id"].astype(object)
     for c in cols:
-        if c not in _KEY_COLUMNS and c not in ("n_pixels", "convention"):
+        if c not in _KEY_COLUMNS and c not in ("n_pixels", "convention", *_TEXT_COLUMNS):
             df[c] = df[c].astype(np.float64)
     return df[cols].reset_index(drop=True)
