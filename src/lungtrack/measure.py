@@ -106,3 +106,59 @@ def _dtype(col: str):
     if col == "touches_border":
         return bool
     return np.float64
+
+
+#: Extra columns of MSC rows: puncta per object (1 for an intact cell) and whether it is intact.
+MSC_FRAGMENT_COLUMNS = ["n_fragments", "intact"]
+
+
+def measure_msc(labels: np.ndarray, spacing_um, *, fragmented: np.ndarray | None = None,
+                n_fragments=None, intensities: dict[str, np.ndarray] | None = None,
+                sample_id: str | None = None) -> pd.DataFrame:
+    """MSC rows of the objects table: intact MSCs, then fragmented (dying) MSCs, one row each.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Intact MSCs (``segment_image(...)["msc"]``).
+    spacing_um : sequence of float
+        (z, y, x) voxel size in um.
+    fragmented : ndarray of int, optional
+        Dying MSCs: every punctum carries its cell's label, numbered after the intact
+        MSCs (``segment_image(...)["msc_fragmented"]``).
+    n_fragments : sequence of int, optional
+        Puncta per fragmented MSC in label order (``segment_image(...)["msc_n_fragments"]``).
+    intensities, sample_id
+        As in `measure_objects`.
+
+    Returns
+    -------
+    DataFrame
+        The `measure_objects` columns plus ``n_fragments`` (Int64: 1 for an intact MSC,
+        the number of puncta for a fragmented one) and ``intact`` (boolean); both are
+        nullable, so other roles' rows concatenated with these hold <NA>. A fragmented MSC's
+        centroid is that of its puncta and its area (volume) their sum.
+
+    Examples
+    --------
+    >>> msc = np.zeros((20, 20), np.int32); msc[2:8, 2:8] = 1
+    >>> frag = np.zeros((20, 20), np.int32); frag[12, 12] = frag[14, 16] = frag[17, 13] = 2
+    >>> t = measure_msc(msc, (1.0, 1.0, 1.0), fragmented=frag, n_fragments=[3], sample_id="s1")
+    >>> t[["label", "area_um2", "n_fragments", "intact"]].to_dict("records")
+    [{'label': 1, 'area_um2': 36.0, 'n_fragments': 1, 'intact': True}, {'label': 2, 'area_um2': 3.0, 'n_fragments': 3, 'intact': False}]
+    """
+    intact = measure_objects(labels, spacing_um, intensities=intensities, role="msc", sample_id=sample_id)
+    # Nullable dtypes: rows of other roles concatenated below get <NA>, not float NaN / object.
+    intact["n_fragments"] = pd.array(np.ones(len(intact), np.int64), dtype="Int64")
+    intact["intact"] = pd.array(np.ones(len(intact), bool), dtype="boolean")
+    if fragmented is None or not np.any(fragmented):
+        return intact
+    frag = measure_objects(fragmented, spacing_um, intensities=intensities, role="msc", sample_id=sample_id)
+    n = np.asarray(n_fragments if n_fragments is not None else [], np.int64)
+    if n.size != len(frag):
+        raise ValueError(f"n_fragments has {n.size} values for {len(frag)} fragmented MSCs")
+    frag["n_fragments"] = pd.array(n, dtype="Int64")
+    frag["intact"] = pd.array(np.zeros(len(frag), bool), dtype="boolean")
+    if intact.empty:
+        return frag.reset_index(drop=True)
+    return pd.concat([intact, frag], ignore_index=True)

@@ -40,24 +40,81 @@ def subtract_background(channel: np.ndarray, spacing_um, radius_um: float) -> np
 
     The opening with a structuring element wider than any cell keeps only what is
     broader than cells. Like ImageJ's rolling ball for large radii, it runs on a
-    shrunken image (about 4 px per radius) and is interpolated back, which makes it
-    fast at any radius; smoothing afterwards avoids the blocky look of the opening.
+    shrunken image (block minimum over ``factor`` px, about 4 px per radius) and is
+    interpolated back linearly, which makes it fast at any radius; smoothing
+    afterwards avoids the blocky look of the opening.
 
-    Returns float32, >= 0.
+    Every step is local with a known reach (`background_geometry`), and the
+    interpolation depends only on a voxel's global index, so
+    `lungtrack.segment.blockwise.subtract_background` gives the same bits chunk by chunk.
+
+    Returns float32, >= 0. NaNs are an error (they would spread over the radius).
+
+    Examples
+    --------
+    >>> img = np.full((40, 40), 10.0); img[18:22, 18:22] = 110
+    >>> out = subtract_background(img, (1.0, 1.0), radius_um=8)
+    >>> float(out[0, 0]), float(out[20, 20])
+    (0.0, 100.0)
     """
     img = np.asarray(channel, dtype=np.float32)
+    if np.isnan(img).any():
+        from ..io import LungtrackInputError
+
+        raise LungtrackInputError("channel: the image has NaN values; replace them (e.g. by 0) before segmenting.")
+    factor, size = background_geometry(img.shape, spacing_um, radius_um)
+    bg_small = _open_small(_block_min(img, factor), size)
+    padded = np.pad(bg_small, 1, mode="edge")
+    bg = upsample_linear(padded, factor, start=(0,) * img.ndim, shape=img.shape, small_start=(0,) * img.ndim)
+    return np.clip(img - bg, 0, None)
+
+
+def background_geometry(shape, spacing_um, radius_um: float):
+    """Shrink factor per axis and opening size (in shrunken px) of `subtract_background`."""
     spacing_um = np.asarray(spacing_um, float)
     factor = np.maximum(1, np.floor(radius_um / spacing_um / 4.0)).astype(int)
-    factor = np.where(np.asarray(img.shape) > 1, factor, 1)
-    small = _block_min(img, factor)
+    factor = np.where(np.asarray(shape) > 1, factor, 1)
+    small_shape = [-(-n // f) for n, f in zip(shape, factor)]
     size = [max(1, int(round(2 * radius_um / (s * f)))) | 1 for s, f in zip(spacing_um, factor)]
-    size = [sz if n > 1 else 1 for sz, n in zip(size, small.shape)]
+    size = [sz if n > 1 else 1 for sz, n in zip(size, small_shape)]
+    return tuple(int(f) for f in factor), tuple(size)
+
+
+def _open_small(small: np.ndarray, size) -> np.ndarray:
+    """Grey opening then a box smoothing of the shrunken image (reach: `_open_reach`)."""
     bg_small = ndi.grey_opening(small, size=size)
-    bg_small = ndi.uniform_filter(bg_small, size=[max(1, s // 2) for s in size])
-    zoom = [n / m for n, m in zip(img.shape, bg_small.shape)]
-    bg = ndi.zoom(bg_small, zoom, order=1, mode="nearest", grid_mode=True)
-    bg = bg[tuple(slice(0, n) for n in img.shape)]
-    return np.clip(img - bg, 0, None)
+    return ndi.uniform_filter(bg_small, size=[max(1, s // 2) for s in size])
+
+
+def _open_reach(size) -> tuple[int, ...]:
+    # erosion + dilation reach 2 * (size // 2); the box filter max(1, size // 2) // 2 more (+1 spare)
+    return tuple(2 * (s // 2) + max(1, s // 2) // 2 + 1 for s in size)
+
+
+def upsample_linear(padded_small: np.ndarray, factor, *, start, shape, small_start) -> np.ndarray:
+    """Linear interpolation of a shrunken image back to full resolution, axis by axis.
+
+    Output voxel with global index ``i`` on an axis sits at ``(i + 0.5) / f - 0.5``
+    in shrunken coordinates (pixel centres, as ``scipy.ndimage.zoom(grid_mode=True)``
+    with zoom exactly ``f``); beyond the first and last centres the edge value is kept.
+    ``padded_small`` holds shrunken voxels ``small_start - 1`` ... (one extra on each
+    side, edge-replicated at the image border). Written by hand because the result
+    must depend only on global indices, so that chunks reproduce the whole image bit for bit.
+    """
+    out = np.asarray(padded_small, np.float32)
+    for ax, (f, st, n, s0) in enumerate(zip(factor, start, shape, small_start)):
+        i = np.arange(st, st + n, dtype=np.float64)
+        u = (i + 0.5) / f - 0.5 if f > 1 else i
+        i0 = np.floor(u)
+        w = (u - i0).astype(np.float32)
+        j = (i0.astype(np.int64) - s0 + 1)
+        a = np.take(out, j, axis=ax)
+        b = np.take(out, np.minimum(j + 1, out.shape[ax] - 1), axis=ax)
+        wshape = [1] * out.ndim
+        wshape[ax] = n
+        w = w.reshape(wshape)
+        out = a + w * (b - a)
+    return out
 
 
 def _block_min(img: np.ndarray, factor) -> np.ndarray:
@@ -129,22 +186,110 @@ def split_touching(mask: np.ndarray, spacing_um, min_distance_um: float, smooth=
     Seeds are maxima of the (smoothed) Euclidean distance transform in um at least
     ``min_distance_um`` apart, so a cluster of round cells splits into one object
     per cell while an elongated cell stays whole.
+
+    Each connected component (full connectivity) is split on its own, in its
+    bounding box grown by one voxel (`split_component`): the result depends only
+    on the component, which is what lets `lungtrack.segment.blockwise` reproduce it
+    chunk by chunk. Objects are numbered component by component (components in
+    raster order of their first voxel), seeds within a component by decreasing
+    distance; a component without a seed stays one object.
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[:40, :60]
+    >>> mask = ((yy - 20) ** 2 + (xx - 20) ** 2 < 100) | ((yy - 20) ** 2 + (xx - 36) ** 2 < 100)
+    >>> int(split_touching(mask, (1.0, 1.0), 8).max())
+    2
     """
-    dist = ndi.distance_transform_edt(mask, sampling=spacing_um)
+    mask = np.asarray(mask, bool)
+    spacing_um = tuple(float(s) for s in spacing_um)
+    cc, n = ndi.label(mask, structure=np.ones((3,) * mask.ndim, bool))
+    boxes = ndi.find_objects(cc)
+    seed, n_seeds = split_components(cc, np.arange(1, n + 1), boxes, spacing_um, min_distance_um, smooth)
+    first = np.zeros(n + 1, np.int32)
+    first[1:] = np.cumsum(n_seeds) - n_seeds  # objects before each component
+    return np.where(seed > 0, first[cc] + seed, 0).astype(np.int32)
+
+
+def split_components(cc: np.ndarray, ids, boxes, spacing_um, min_distance_um: float, smooth=None):
+    """`split_component` for many components of a label image at once.
+
+    ``ids`` are labels in ``cc`` and ``boxes`` their bounding boxes. The distance
+    transform is computed per component in its box grown by one voxel (so it
+    depends on the component only); the maxima and the watershed then run once
+    over the image, which gives per component what `split_component` gives (peaks
+    are searched per label in its box; the flooding of one component never meets
+    another), at the cost of one call instead of one per component.
+
+    Returns ``(seed, n_seeds)``: int32 image with each voxel's seed number within
+    its component (1..n, 0 outside the components), and the seed count per id.
+    """
+    spacing_um = tuple(float(s) for s in spacing_um)
+    dist = np.zeros(cc.shape, np.float64)
+    sub = np.zeros(cc.shape, np.int32)
+    for j, (i, sl) in enumerate(zip(ids, boxes), 1):
+        box = grow_box(sl, cc.shape)
+        comp = cc[box] == i
+        d = ndi.distance_transform_edt(comp, sampling=spacing_um)
+        if smooth:
+            d = ndi.gaussian_filter(d, _sigma_px(smooth, spacing_um))
+        dist[box][comp] = d[comp]
+        sub[box][comp] = j
+    k = len(boxes)
+    if k == 0:
+        return np.zeros(cc.shape, np.int32), np.zeros(0, np.int64)
+    fp = max(1, int(round(min_distance_um / min(spacing_um))))
+    peaks = peak_local_max(dist, min_distance=fp, labels=sub, exclude_border=False,
+                           threshold_abs=min_distance_um / 2)
+    comp_of = sub[tuple(peaks.T)] if len(peaks) else np.zeros(0, np.int32)
+    n_per = np.bincount(comp_of, minlength=k + 1)[1:]
+    # peaks come grouped by component, in component order
+    rank = np.arange(len(peaks)) - (np.cumsum(n_per) - n_per)[comp_of - 1] + 1 if len(peaks) else comp_of
+    # One seed (or none): the component's part reachable from it (face connectivity), as the
+    # watershed would flood it. Several seeds: a watershed per component in its own box, so that
+    # ties between equal seeds never depend on other components (the heap is not stable).
+    pieces, _ = ndi.label(sub > 0, structure=ndi.generate_binary_structure(cc.ndim, 1))
+    whole = np.zeros(pieces.max() + 1, np.int32)
+    one = n_per[comp_of - 1] == 1 if len(peaks) else np.zeros(0, bool)
+    whole[pieces[tuple(peaks[one].T)]] = 1
+    seed = whole[pieces]
+    lonely = np.zeros(k + 1, bool)
+    lonely[1:] = n_per == 0
+    seed[lonely[sub]] = 1
+    starts = np.cumsum(n_per) - n_per
+    for j in np.flatnonzero(n_per > 1) + 1:
+        box = grow_box(boxes[j - 1], cc.shape)
+        comp = sub[box] == j
+        markers = np.zeros(comp.shape, np.int32)
+        pk = peaks[starts[j - 1]:starts[j - 1] + n_per[j - 1]]
+        markers[tuple((pk - [b.start for b in box]).T)] = rank[starts[j - 1]:starts[j - 1] + n_per[j - 1]]
+        ws = segmentation.watershed(-dist[box], markers, mask=comp)
+        seed[box][comp] = ws[comp]
+    return seed.astype(np.int32), np.maximum(n_per, 1)
+
+
+def grow_box(sl, shape, by: int = 1) -> tuple[slice, ...]:
+    """A bounding box (tuple of slices) grown by ``by`` voxels, clipped to the image."""
+    return tuple(slice(max(0, s.start - by), min(n, s.stop + by)) for s, n in zip(sl, shape))
+
+
+def split_component(component: np.ndarray, spacing_um, min_distance_um: float, smooth=None):
+    """Seeded watershed split of ONE connected component given as a boolean crop.
+
+    Returns ``(labels, n_seeds)``: labels 1..n_seeds inside the component (a component
+    without a distance maximum keeps one seed: itself).
+    """
+    dist = ndi.distance_transform_edt(component, sampling=spacing_um)
     if smooth:
         dist = ndi.gaussian_filter(dist, _sigma_px(smooth, spacing_um))
-    cc = measure.label(mask)
     fp = max(1, int(round(min_distance_um / min(spacing_um))))
-    peaks = peak_local_max(dist, min_distance=fp, labels=cc, exclude_border=False,
+    peaks = peak_local_max(dist, min_distance=fp, labels=component.astype(np.int32), exclude_border=False,
                            threshold_abs=min_distance_um / 2)
-    markers = np.zeros(mask.shape, np.int32)
+    if len(peaks) == 0:
+        return component.astype(np.int32), 1
+    markers = np.zeros(component.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    # Components without a peak (small or thin) keep one seed each.
-    missing = np.setdiff1d(np.unique(cc[mask]), np.unique(cc[markers > 0]))
-    if missing.size:
-        extra = np.isin(cc, missing)
-        markers[extra] = (cc[extra] + len(peaks)).astype(np.int32)
-    return segmentation.watershed(-dist, markers, mask=mask).astype(np.int32)
+    return segmentation.watershed(-dist, markers, mask=component).astype(np.int32), len(peaks)
 
 
 def segment_cells(channel: np.ndarray, spacing_um, params: RoleSegmentation, *, within: np.ndarray | None = None,

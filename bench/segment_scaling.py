@@ -1,0 +1,215 @@
+"""Benchmark: chunked segmentation (1 and 2 threads) vs whole-image segmentation, same output.
+
+    python bench/segment_scaling.py [--size 4096] [--chunk 1024] [--stack] [--no-label-bench]
+
+Input: a synthetic 3 x SIZE x SIZE uint16 lung section (tiles of
+`lungtrack.synthetic.simulate_section`, cached as zarr in $TMPDIR/lungtrack-bench);
+with ``--stack`` a 32 x 2048 x 2048 z-stack (single channel, anisotropic).
+Every mode runs in its own subprocess (own peak RSS) and does the same work for the
+MSC, macrophage and nuclei channels: segment -> measure objects -> write label TIFFs.
+
+- ``whole``: `classic.segment_cells` (scipy/scikit-image on the whole array, one process),
+  `measure.measure_objects`, `io.write_labels` (the baseline);
+- ``chunked-1`` / ``chunked-2``: `segment.blockwise.segment_cells` on 1 / 2 threads,
+  `blockwise.measure_objects`, `blockwise.write_labels` (tiled OME-TIFF).
+
+Prints times, ratios to the baseline, peak RSS, input MB/s per core, and whether
+the label images are identical. Then compares the labelling stage alone:
+`blockwise.label` vs `scipy.ndimage.label` vs `dask_image.ndmeasure.label` (skipped if
+dask-image is not installed; it is not a lungtrack dependency).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CACHE = Path(tempfile.gettempdir()) / "lungtrack-bench"
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np, zarr, dask, dask.array as da
+from lungtrack.config import Config
+from lungtrack.segment import classic, blockwise as bw
+from lungtrack.measure import measure_objects
+from lungtrack.io import write_labels
+src, out, mode, chunk, spacing, channels = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[5]), json.loads(sys.argv[6])
+cfg = Config()
+sp = tuple(spacing)
+z = zarr.open_array(src, mode="r")
+if len(sys.argv) > 7 and sys.argv[7] == "nosplit":
+    for r in channels:
+        getattr(cfg.segment, r).split_touching = False
+_ru = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = _ru.ru_utime + _ru.ru_stime
+t0 = time.perf_counter()
+counts = {}
+for role, ci in channels.items():
+    params = getattr(cfg.segment, role)
+    if mode == "whole":
+        ch = z[ci]
+        lab = classic.segment_cells(ch, sp, params)
+        t = measure_objects(lab, (1.0,) * (3 - len(sp)) + sp, intensities={role: ch}, role=role)
+        write_labels(f"{out}/{role}.tif", lab, (1.0,) * (3 - len(sp)) + sp)
+        counts[role] = int(lab.max())
+    else:
+        sched = "synchronous" if mode == "chunked-1" else "threads"
+        with dask.config.set(num_workers=2):
+            ch = da.from_zarr(src)[ci]
+            ch = ch.rechunk((ch.shape[0],) + (chunk, chunk) if ch.ndim == 3 else (chunk, chunk))
+            res = bw.segment_cells(ch, sp, params, scheduler=sched)
+            t = bw.measure_objects(res.labels, (1.0,) * (3 - len(sp)) + sp, intensities={role: ch}, role=role, scheduler=sched)
+            bw.write_labels(f"{out}/{role}.tif", res.labels, (1.0,) * (3 - len(sp)) + sp, scheduler=sched)
+        counts[role] = res.n_objects
+    assert len(t) == counts[role]
+dt = time.perf_counter() - t0
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"mode": mode, "seconds": dt, "cpu_s": ru.ru_utime + ru.ru_stime - cpu0, "counts": counts,
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def make_section(size: int) -> Path:
+    """3 x size x size uint16 section from 1024 px simulated tiles (cached)."""
+    import zarr
+
+    from lungtrack.synthetic import simulate_section
+
+    path = CACHE / f"section_{size}.zarr"
+    if (path / "done").exists():
+        return path
+    tile = min(1024, size)
+    n = size // tile
+    z = zarr.open_array(str(path), mode="w", shape=(3, n * tile, n * tile), chunks=(1, tile, tile), dtype=np.uint16)
+    for i in range(n):
+        for j in range(n):
+            s = simulate_section(shape=(tile, tile), seed=100 + i * n + j)
+            z[:, i * tile:(i + 1) * tile, j * tile:(j + 1) * tile] = s.image
+    (path / "done").write_text("ok")
+    return path
+
+
+def make_stack(shape=(32, 2048, 2048)) -> Path:
+    import zarr
+
+    from lungtrack.synthetic import simulate_section
+
+    path = CACHE / f"stack_{'x'.join(map(str, shape))}.zarr"
+    if (path / "done").exists():
+        return path
+    z = zarr.open_array(str(path), mode="w", shape=(1,) + shape, chunks=(1, shape[0], 512, 512), dtype=np.uint16)
+    tile = 512
+    for i in range(shape[1] // tile):
+        for j in range(shape[2] // tile):
+            s = simulate_section(shape=(shape[0], tile, tile), z_step_um=2.0, n_msc=4, n_macrophage=4,
+                                 seed=500 + i * 8 + j)
+            z[0, :, i * tile:(i + 1) * tile, j * tile:(j + 1) * tile] = s.image[1]
+    (path / "done").write_text("ok")
+    return path
+
+
+def run_mode(src, out, mode, chunk, spacing, channels, split=True):
+    out.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run([sys.executable, "-c", CHILD, str(src), str(out), mode, str(chunk), json.dumps(spacing),
+                        json.dumps(channels), "split" if split else "nosplit"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if r.returncode:
+        sys.exit(f"{mode} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def compare_labels(a: Path, b: Path, roles) -> bool:
+    import tifffile
+
+    return all(np.array_equal(tifffile.imread(a / f"{r}.tif"), tifffile.imread(b / f"{r}.tif")) for r in roles)
+
+
+def label_bench(src, size):
+    import dask.array as da
+    import zarr
+    from scipy import ndimage as ndi
+
+    from lungtrack.segment import blockwise as bw
+
+    img = zarr.open_array(str(src), mode="r")[2]  # macrophage channel: many objects
+    img = img if img.ndim == 2 else img[img.shape[0] // 2]
+    mask = ndi.gaussian_filter(img.astype(np.float32), 2) > np.percentile(img, 90)
+    t0 = time.perf_counter()
+    ref, n = ndi.label(mask)
+    t_scipy = time.perf_counter() - t0
+    print(f"\nLabelling stage on the same thresholded {mask.shape[0]}x{mask.shape[1]} array ({n} components):")
+    print(f"  scipy.ndimage.label (whole array): {t_scipy:.3f} s")
+    try:
+        from dask_image.ndmeasure import label as di_label
+    except ImportError:
+        di_label = None
+        print("  dask_image not installed: its comparison is skipped (pip install dask-image)")
+    for chunk in (1024, 512):
+        blocks = (mask.shape[0] // chunk) * (mask.shape[1] // chunk)
+        d = da.from_array(mask, chunks=chunk)
+        t0 = time.perf_counter()
+        lab, n2 = bw.label(d, scheduler="threads")
+        out = lab.compute(scheduler="threads")
+        t_bw = time.perf_counter() - t0
+        line = (f"  {blocks:3d} blocks: lungtrack blockwise.label {t_bw:.3f} s ({t_bw / t_scipy:.1f}x scipy), "
+                f"identical to scipy: {np.array_equal(out, ref)}")
+        if di_label is not None:
+            t0 = time.perf_counter()
+            lab2, n3 = di_label(d)
+            out2 = lab2.compute(scheduler="threads")
+            t_di = time.perf_counter() - t0
+            same = n3.compute() == n and len(np.unique(out2)) == n + 1
+            line += f"; dask_image {t_di:.3f} s ({t_di / t_scipy:.1f}x scipy, {t_di / t_bw:.1f}x lungtrack, n ok: {same})"
+        print(line)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--chunk", type=int, default=1024)
+    ap.add_argument("--stack", action="store_true", help="the 32 x 2048 x 2048 z-stack instead of the 2D section")
+    ap.add_argument("--no-label-bench", action="store_true")
+    ap.add_argument("--no-split", action="store_true",
+                    help="without the watershed split: filter + threshold + fill + label + size filter + measure")
+    args = ap.parse_args()
+    CACHE.mkdir(exist_ok=True)
+    if args.stack:
+        src, spacing, channels = make_stack(), [2.0, 1.0, 1.0], {"msc": 0}
+        shape = "1 x 32 x 2048 x 2048"
+    else:
+        src, spacing, channels = make_section(args.size), [1.0, 1.0], {"msc": 1, "macrophage": 2, "nuclei": 0}
+        shape = f"3 x {args.size} x {args.size}"
+    import zarr
+
+    nbytes = zarr.open_array(str(src), mode="r").nbytes * len(channels) / 3 if not args.stack else \
+        zarr.open_array(str(src), mode="r").nbytes
+    print(f"input {shape} uint16 ({nbytes / 1e6:.0f} MB segmented), chunks {args.chunk} px, "
+          f"roles {list(channels)}")
+    work = Path(tempfile.mkdtemp(prefix="lt-scaling-"))
+    res = {}
+    for mode in ("whole", "chunked-1", "chunked-2"):
+        res[mode] = run_mode(src, work / mode, mode, args.chunk, spacing, channels, split=not args.no_split)
+        r = res[mode]
+        cores = 2 if mode == "chunked-2" else 1
+        print(f"  {mode:10s} wall {r['seconds']:7.2f} s  CPU {r['cpu_s']:7.2f} s  peak RSS {r['maxrss_mb']:6.0f} MB  "
+              f"{nbytes / 1e6 / r['seconds'] / cores:6.1f} MB/s per core (wall), "
+              f"{nbytes / 1e6 / r['cpu_s']:6.1f} MB/s per CPU-second  objects {r['counts']}")
+    base = res["whole"]["seconds"]
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work inflates wall times)")
+    print(f"chunked on 1 thread / whole: {res['chunked-1']['seconds'] / base:.2f}x wall time, "
+          f"{res['chunked-1']['cpu_s'] / res['whole']['cpu_s']:.2f}x CPU time (target <= 1.2)")
+    print(f"whole / chunked on 2 threads: {base / res['chunked-2']['seconds']:.2f}x faster (target >= 1.7)")
+    print(f"labels identical to whole-image (np.array_equal): chunked-1 {compare_labels(work / 'whole', work / 'chunked-1', channels)}, "
+          f"chunked-2 {compare_labels(work / 'whole', work / 'chunked-2', channels)}")
+    if not args.no_label_bench and not args.stack:
+        label_bench(src, args.size)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1255 @@
+"""Chunked (Dask) segmentation whose result equals whole-image segmentation.
+
+Large sections (10k-40k px) and z-stacks do not fit a single numpy call; here every
+step of `lungtrack.segment.classic.segment_cells` runs chunk by chunk and the
+result is **identical** (``np.array_equal``, same label numbers) to running it on
+the whole image:
+
+- `label`: exact connected-component labelling of a dask boolean array in three
+  stages (label each block and keep its faces; join labels that touch across
+  faces for every offset of the connectivity structure, with
+  `scipy.sparse.csgraph.connected_components`; relabel each block through its own
+  lookup table). Components are ordered by their first voxel in raster order,
+  which reproduces `scipy.ndimage.label` bit for bit.
+- `subtract_background`, `smooth`: local filters through ``map_overlap`` with a
+  depth derived from the filter's own reach (``int(truncate * sigma + 0.5)``).
+- `threshold_value`: histogram thresholds from the global histogram (the sum of
+  per-block histograms over the global range), the autofluorescence floor from an
+  exact distributed median.
+- `fill_holes`: holes are background components (cross connectivity, per z-slice
+  in 3D) that do not touch the image border, found with `label`.
+- `segment_cells`: the watershed split runs per connected component in its
+  bounding box (`classic.split_component`), inside a block with a halo; a
+  component that reaches the halo's edge is an error that says which overlap to use.
+- `measure_objects`: the objects table from additive per-block partial sums.
+- `write_labels`: zarr or tiled OME-TIFF, chunk row by chunk row.
+
+Intermediate arrays (the smoothed channel, the split keys) are kept in memory
+(``persist``) or, with ``tmpdir``, in a temporary zarr store on disk, which
+bounds memory by the chunk size for images larger than RAM.
+
+Examples
+--------
+>>> import dask.array as da
+>>> from scipy import ndimage as ndi
+>>> m = np.random.default_rng(0).random((50, 70)) > 0.6
+>>> lab, n = label(da.from_array(m, chunks=(7, 13)))
+>>> ref, nref = ndi.label(m)
+>>> bool(np.array_equal(lab.compute(), ref)) and n == nref
+True
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from ..config import RoleSegmentation
+from ..io import LungtrackInputError
+from ..measure import _dtype, object_columns
+from . import classic
+
+log = logging.getLogger(__name__)
+
+__all__ = ["label", "fill_holes", "subtract_background", "smooth", "threshold_value", "segment_cells",
+           "measure_objects", "write_labels", "ChunkedSegmentation"]
+
+# Histogram methods whose skimage implementation accepts a histogram: exact from block sums.
+_HIST_METHODS = {"otsu", "multiotsu", "yen"}
+
+
+# --------------------------------------------------------------------------- exact labelling
+
+def _structure(ndim: int, structure=None, connectivity: int | None = None) -> np.ndarray:
+    if structure is not None:
+        s = np.asarray(structure, bool)
+        if s.shape != (3,) * ndim:
+            raise ValueError(f"structure must have shape {(3,) * ndim}, got {s.shape}")
+        return s
+    return ndi.generate_binary_structure(ndim, connectivity or 1)
+
+
+def _label_block(block: np.ndarray, structure: np.ndarray):
+    """Stage 1 for one block: local labels -> (count, raster index of each label's first voxel, faces)."""
+    lab, n = ndi.label(block, structure=structure)
+    flat = lab.ravel()
+    nz = np.flatnonzero(flat)
+    vals = flat[nz]
+    # scipy numbers labels by first appearance: a label's first voxel is where it exceeds all before it.
+    if vals.size:
+        new = np.empty(vals.size, bool)
+        new[0] = True
+        np.greater(vals[1:], np.maximum.accumulate(vals)[:-1], out=new[1:])
+        first = nz[new]
+    else:
+        first = np.zeros(0, np.int64)
+    faces = {}
+    for ax in range(block.ndim):
+        faces[(ax, 0)] = np.take(lab, 0, axis=ax).copy()
+        faces[(ax, 1)] = np.take(lab, lab.shape[ax] - 1, axis=ax).copy()
+    return n, first, faces
+
+
+def _relabel_block(block: np.ndarray, structure: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    lab, _ = ndi.label(block, structure=structure)
+    return lut[lab]
+
+
+@dataclass
+class _LabelPlan:
+    luts: dict  # block index -> lookup table local label -> global label (0 kept 0)
+    n: int
+    border: np.ndarray  # global labels with a voxel on the image border (axes given)
+
+
+def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), scheduler=None) -> _LabelPlan:
+    """Stages 1 and 2 of exact labelling: per-block counts and faces -> global lookup tables."""
+    blocks = mask.to_delayed()
+    idx_list = list(np.ndindex(*mask.numblocks))
+    tasks = [dask.delayed(_label_block)(blocks[i], structure) for i in idx_list]
+    results = dask.compute(*tasks, scheduler=scheduler)
+    res = dict(zip(idx_list, results))
+    starts = [np.r_[0, np.cumsum(c)] for c in mask.chunks]
+
+    # Offsets making local labels unique, and each label's first voxel as a global raster index.
+    offsets, firsts, total = {}, [], 0
+    for i in idx_list:
+        n, first, _ = res[i]
+        offsets[i] = total
+        bshape = tuple(mask.chunks[a][i[a]] for a in range(mask.ndim))
+        coords = np.unravel_index(first, bshape)
+        gcoords = tuple(c + starts[a][i[a]] for a, c in enumerate(coords))
+        firsts.append(np.ravel_multi_index(gcoords, mask.shape) if n else np.zeros(0, np.int64))
+        total += n
+    firsts = np.concatenate(firsts) if firsts else np.zeros(0, np.int64)
+
+    def global_face(i, ax, side):
+        f = res[i][2][(ax, side)]
+        return np.where(f > 0, f.astype(np.int64) + offsets[i], 0)
+
+    def plane(ax, k, side):
+        """The face planes of block index k along ``ax``, assembled over the other axes."""
+        others = [a for a in range(mask.ndim) if a != ax]
+        grid = np.empty([mask.numblocks[a] for a in others], dtype=object)
+        for j in np.ndindex(*grid.shape):
+            i = [0] * mask.ndim
+            i[ax] = k
+            for a, jj in zip(others, j):
+                i[a] = jj
+            grid[j] = global_face(tuple(i), ax, side)
+        return np.block(grid.tolist()) if grid.ndim else grid[()]
+
+    # Join across every internal face, for every offset of the structure that crosses it.
+    rows, cols = [], []
+    center = (1,) * mask.ndim
+    offs = [np.array(o) - 1 for o in np.argwhere(structure) if tuple(o) != center]
+    for ax in range(mask.ndim):
+        for k in range(mask.numblocks[ax] - 1):
+            p = plane(ax, k, 1)
+            q = plane(ax, k + 1, 0)
+            for o in offs:
+                if o[ax] != 1:
+                    continue
+                rest = [int(v) for a, v in enumerate(o) if a != ax]
+                src = tuple(slice(max(0, -r), p.shape[d] - max(0, r)) for d, r in enumerate(rest))
+                dst = tuple(slice(max(0, r), q.shape[d] - max(0, -r)) for d, r in enumerate(rest))
+                a, b = p[src], q[dst]
+                both = (a > 0) & (b > 0)
+                rows.append(a[both] - 1)
+                cols.append(b[both] - 1)
+    if total:
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        graph = sparse.coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(total, total))
+        ncomp, comp = csgraph.connected_components(graph, directed=False)
+        # Order components by their first voxel in raster order (scipy's numbering).
+        comp_first = np.full(ncomp, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(comp_first, comp, firsts)
+        order = np.argsort(comp_first, kind="stable")
+        rank = np.empty(ncomp, np.int64)
+        rank[order] = np.arange(1, ncomp + 1)
+        glob = rank[comp]
+    else:
+        ncomp, glob = 0, np.zeros(0, np.int64)
+    dtype = np.int32 if ncomp < np.iinfo(np.int32).max else np.int64
+    luts = {}
+    for i in idx_list:
+        n = res[i][0]
+        lut = np.zeros(n + 1, dtype)
+        lut[1:] = glob[offsets[i]:offsets[i] + n]
+        luts[i] = lut
+    border = [np.zeros(0, np.int64)]
+    for ax in border_axes:
+        for side, k in ((0, 0), (1, mask.numblocks[ax] - 1)):
+            f = plane(ax, k, side)
+            border.append(np.unique(f[f > 0] - 1))
+    border = np.unique(np.concatenate(border)).astype(np.int64)
+    border = np.unique(glob[border]) if border.size else border
+    return _LabelPlan(luts=luts, n=int(ncomp), border=border)
+
+
+def _apply_plan(mask: da.Array, structure, func, plan: _LabelPlan, dtype) -> da.Array:
+    """Stage 3: relabel each block (``func(block, structure, lut)``) as a lazy dask array."""
+    blocks = mask.to_delayed()
+    out = np.empty(mask.numblocks, dtype=object)
+    for i in np.ndindex(*mask.numblocks):
+        shape = tuple(mask.chunks[a][i[a]] for a in range(mask.ndim))
+        d = dask.delayed(func)(blocks[i], structure, plan.luts[i])
+        out[i] = da.from_delayed(d, shape=shape, dtype=dtype)
+    return da.block(out.tolist())
+
+
+def label(mask, structure=None, *, connectivity: int | None = None, scheduler=None):
+    """Exact connected-component labelling of a (dask) boolean array, block by block.
+
+    Parameters
+    ----------
+    mask : dask or numpy array of bool
+        2D or 3D foreground.
+    structure : array of bool, optional
+        3 x 3 (x 3) connectivity structure as in `scipy.ndimage.label`.
+    connectivity : int, optional
+        1 (faces, default) to ``ndim`` (full), used when ``structure`` is None.
+    scheduler : optional
+        Dask scheduler for the per-block pass (default: the current one).
+
+    Returns
+    -------
+    labels : dask array of int32
+        Equal to ``scipy.ndimage.label(mask, structure)[0]`` bit for bit (same numbers).
+        Lazy: each block is labelled again and looked up when computed.
+    n : int
+        Number of components.
+
+    Notes
+    -----
+    Stage 1 computes, per block, the number of components, their first voxels and
+    the labels on the block's faces; the driver joins labels that touch across a
+    face for every offset of ``structure`` that crosses it (so corners where 4 or 8
+    blocks meet need no special case) and orders the joined components by first
+    voxel. Cost: two cheap passes of ``ndi.label`` per block, and a graph of the
+    face labels on the driver (unlike ``dask_image.ndmeasure.label``, which
+    re-labels blocks O(blocks^2) times).
+
+    Examples
+    --------
+    >>> m = np.zeros((6, 6), bool); m[2:4, 1:5] = True
+    >>> lab, n = label(da.from_array(m, chunks=3))
+    >>> n, int(lab[3, 4].compute())
+    (1, 1)
+    """
+    mask = da.asarray(mask).astype(bool)
+    st = _structure(mask.ndim, structure, connectivity)
+    plan = _plan_labels(mask, st, scheduler=scheduler)
+    dtype = next(iter(plan.luts.values())).dtype if plan.luts else np.int32
+    return _apply_plan(mask, st, _relabel_block, plan, dtype), plan.n
+
+
+def _fill_block(block, structure, is_hole):
+    lab, _ = ndi.label(~block, structure=structure)
+    return block | is_hole[lab]
+
+
+def fill_holes(mask, *, scheduler=None) -> da.Array:
+    """`scipy.ndimage.binary_fill_holes` chunk by chunk (per z-slice for 3D, as `classic`).
+
+    A hole is a background component (face connectivity) that does not touch the
+    image border; in 3D the components are taken within each z-slice.
+
+    Examples
+    --------
+    >>> m = np.zeros((9, 9), bool); m[1:8, 1:8] = True; m[4, 4] = False
+    >>> bool(fill_holes(da.from_array(m, chunks=4)).compute()[4, 4])
+    True
+    """
+    mask = da.asarray(mask).astype(bool)
+    if mask.ndim == 2:
+        st, axes = ndi.generate_binary_structure(2, 1), (0, 1)
+    else:
+        st = np.zeros((3, 3, 3), bool)
+        st[1] = ndi.generate_binary_structure(2, 1)
+        axes = (1, 2)
+    plan = _plan_labels(~mask, st, border_axes=axes, scheduler=scheduler)
+    hole = np.ones(plan.n + 1, bool)
+    hole[0] = False
+    hole[plan.border] = False
+    plan.luts = {i: hole[lut] for i, lut in plan.luts.items()}
+    return _apply_plan(mask, st, _fill_block, plan, bool)
+
+
+# --------------------------------------------------------------------------- filters
+
+def _check_float(block):
+    if block.dtype.kind == "f" and np.isnan(block).any():
+        raise LungtrackInputError("channel: the image has NaN values; replace them (e.g. by 0) before segmenting.")
+    return block
+
+
+def _regular_chunks(arr: da.Array, chunks, multiple=None) -> da.Array:
+    """Rechunk to regular chunks (each a multiple of ``multiple`` per axis, except the last)."""
+    if chunks is None:
+        chunks = tuple(c[0] for c in arr.chunks)
+    elif isinstance(chunks, int):
+        chunks = (chunks,) * arr.ndim
+    chunks = [min(int(c), n) for c, n in zip(chunks, arr.shape)]
+    if multiple is not None:
+        chunks = [min(n, max(f, (c // f) * f)) for c, f, n in zip(chunks, multiple, arr.shape)]
+    return arr.rechunk(tuple(chunks))
+
+
+def subtract_background(channel, spacing_um, radius_um: float, *, chunks=None) -> da.Array:
+    """`classic.subtract_background` chunk by chunk; equal to it bit for bit.
+
+    The input is rechunked so that chunk edges fall on the shrink grid (multiples of
+    the shrink factor); the opening of the shrunken image runs with an overlap of
+    its reach and the interpolation reads one shrunken voxel beyond each chunk.
+
+    Examples
+    --------
+    >>> img = np.random.default_rng(1).random((90, 70)).astype(np.float32) * 100
+    >>> out = subtract_background(da.from_array(img, chunks=25), (1.0, 1.0), 12).compute()
+    >>> bool(np.array_equal(out, classic.subtract_background(img, (1.0, 1.0), 12)))
+    True
+    """
+    arr = da.asarray(channel)
+    spacing = tuple(float(s) for s in spacing_um)
+    factor, size = classic.background_geometry(arr.shape, spacing, radius_um)
+    arr = _regular_chunks(arr, chunks, factor)
+    img = arr.map_blocks(_check_float, dtype=arr.dtype).astype(np.float32)
+    small = img.map_blocks(classic._block_min, factor=factor, dtype=np.float32,
+                           chunks=tuple(tuple(-(-c // f) for c in cs) for cs, f in zip(img.chunks, factor)))
+    depth = {a: r for a, r in enumerate(classic._open_reach(size))}
+    # an axis shorter than the reach is taken whole (one chunk, no overlap needed)
+    whole = {a: -1 for a, r in depth.items() if r >= small.shape[a]}
+    src = small.rechunk(whole) if whole else small
+    depth = {a: (0 if a in whole else r) for a, r in depth.items()}
+    bg_small = src.map_overlap(classic._open_small, depth=depth, boundary="none", size=size, dtype=np.float32,
+                               trim=True)
+    bg_small = bg_small.rechunk(small.chunks)
+    # depth 1 with 'reflect' repeats the edge voxel, as the whole-image path's edge padding
+    padded = da.overlap.overlap(bg_small, depth={a: 1 for a in range(arr.ndim)},
+                                boundary={a: "reflect" for a in range(arr.ndim)})
+    starts = [np.r_[0, np.cumsum(c)] for c in img.chunks]
+    sstarts = [np.r_[0, np.cumsum(c)] for c in small.chunks]
+
+    def correct(block, pad, start, s0):
+        bg = classic.upsample_linear(pad, factor, start=start, shape=block.shape, small_start=s0)
+        return np.clip(block - bg, 0, None)
+
+    ib, pb = img.to_delayed(), padded.to_delayed()
+    out = np.empty(img.numblocks, dtype=object)
+    for i in np.ndindex(*img.numblocks):
+        start = tuple(int(starts[a][i[a]]) for a in range(img.ndim))
+        s0 = tuple(int(sstarts[a][i[a]]) for a in range(img.ndim))
+        shape = tuple(img.chunks[a][i[a]] for a in range(img.ndim))
+        out[i] = da.from_delayed(dask.delayed(correct)(ib[i], pb[i], start, s0), shape=shape, dtype=np.float32)
+    return da.block(out.tolist())
+
+
+def smooth(image, spacing_um, sigma_um: float) -> da.Array:
+    """Gaussian smoothing (sigma in um) with the exact overlap: equal to `scipy.ndimage.gaussian_filter`.
+
+    Examples
+    --------
+    >>> img = np.random.default_rng(2).random((40, 30)).astype(np.float32)
+    >>> out = smooth(da.from_array(img, chunks=(7, 13)), (1.0, 1.0), 1.5).compute()
+    >>> bool(np.array_equal(out, ndi.gaussian_filter(img, 1.5)))
+    True
+    """
+    arr = da.asarray(image)
+    if sigma_um <= 0:
+        return arr
+    sigma = classic._sigma_px(sigma_um, spacing_um)
+    depth = {a: int(4.0 * s + 0.5) for a, s in enumerate(sigma)}
+    out = arr.map_overlap(ndi.gaussian_filter, depth=depth, boundary="none", sigma=sigma, dtype=arr.dtype)
+    # map_overlap merges chunks smaller than the depth; give the caller its chunks back
+    return out if out.chunks == arr.chunks else out.rechunk(arr.chunks)
+
+
+# --------------------------------------------------------------------------- global thresholds
+
+def _masked(block, within):
+    return block if within is None else block[within]
+
+
+def _minmax(block, within=None):
+    v = _masked(block, within)
+    if v.size == 0:
+        return np.array([np.inf, -np.inf])
+    return np.array([v.min(), v.max()], dtype=np.float64)
+
+
+def _hist(block, within, lo, hi, nbins):
+    v = _masked(block, within).ravel()
+    return np.histogram(v, bins=nbins, range=(lo, hi))[0]
+
+
+def _reduce(image, within, func, *args, combine, scheduler=None):
+    blocks = image.to_delayed().ravel()
+    wblocks = within.to_delayed().ravel() if within is not None else [None] * len(blocks)
+    parts = dask.compute(*[dask.delayed(func)(b, w, *args) for b, w in zip(blocks, wblocks)], scheduler=scheduler)
+    return combine(parts)
+
+
+def _kth_values(image, within, upper, ks, scheduler=None) -> list:
+    """Exact k-th smallest values (0-based ``ks``) among voxels <= ``upper`` (within the mask).
+
+    Narrowing histograms over blocks, then gathering the few voxels of the bin that holds
+    each k: an exact order statistic without sorting the image.
+    """
+    out = []
+    for k in ks:
+        lo, hi, below = -np.inf, float(upper), 0
+        mm = _reduce(image, within, lambda b, w: _minmax(b[b <= upper] if w is None else b[w & (b <= upper)]),
+                     combine=lambda p: (min(x[0] for x in p), max(x[1] for x in p)), scheduler=scheduler)
+        lo, hi = mm
+        while True:
+            def sel(b, w, lo=lo, hi=hi):
+                v = _masked(b, w)
+                return v[(v >= lo) & (v <= hi) & (v <= upper)]
+            n_in = _reduce(image, within, lambda b, w: np.array([sel(b, w).size]), combine=lambda p: int(sum(p)[0]),
+                           scheduler=scheduler)
+            if n_in <= 200_000 or lo == hi:
+                vals = _reduce(image, within, sel, combine=lambda p: np.concatenate(p), scheduler=scheduler)
+                vals.sort(kind="stable")
+                out.append(vals[k - below])
+                break
+            edges = np.linspace(lo, hi, 1025)
+            counts = _reduce(image, within, lambda b, w: np.histogram(sel(b, w), bins=edges)[0],
+                             combine=lambda p: np.sum(p, axis=0), scheduler=scheduler)
+            cum = np.cumsum(counts)
+            j = int(np.searchsorted(cum, k - below, side="right"))
+            below += int(cum[j - 1]) if j > 0 else 0
+            nlo, nhi = edges[j], edges[j + 1]
+            # np.histogram's last bin is closed; the others are half open
+            lo, hi = nlo, (nhi if j == 1023 else np.nextafter(nhi, -np.inf))
+    return out
+
+
+def threshold_value(image, method, *, within=None, min_signal_ratio: float = 0.0, scheduler=None) -> float:
+    """`classic.threshold_value` on a dask array, from global histograms (same value).
+
+    Otsu, multi-Otsu and Yen are computed from the sum of per-block 256-bin
+    histograms over the global range, which equals the whole-image histogram;
+    the autofluorescence floor (``min_signal_ratio``) needs the median of the dim
+    Otsu class, found exactly by narrowing histograms. Li and triangle need all
+    voxels and are not available here.
+
+    Examples
+    --------
+    >>> img = np.r_[np.zeros(500), np.full(100, 50.0)].astype(np.float32).reshape(20, 30)
+    >>> threshold_value(da.from_array(img, chunks=7), "otsu") == classic.threshold_value(img, "otsu")
+    True
+    """
+    if isinstance(method, (int, float)):
+        return float(method)
+    if method not in _HIST_METHODS:
+        raise NotImplementedError(
+            f"threshold {method!r} needs every voxel at once; for chunked segmentation use one of "
+            f"{sorted(_HIST_METHODS)} or a fixed value (segment.<role>.threshold in the config)."
+        )
+    image = da.asarray(image)
+    w = None
+    if within is not None:
+        w = da.asarray(within).astype(bool).rechunk(image.chunks)
+        if not bool(w.any().compute(scheduler=scheduler)):
+            w = None
+    lo, hi = _reduce(image, w, _minmax, combine=lambda p: (min(x[0] for x in p), max(x[1] for x in p)),
+                     scheduler=scheduler)
+    if not np.isfinite(lo) or lo == hi:
+        return float("inf")
+    if image.dtype.kind != "f":
+        raise LungtrackInputError(f"threshold_value: expects a float image (got {image.dtype}); smooth it first.")
+    lo, hi = image.dtype.type(lo), image.dtype.type(hi)
+    counts = _reduce(image, w, _hist, lo, hi, 256, combine=lambda p: np.sum(p, axis=0), scheduler=scheduler)
+    edges = np.histogram(np.zeros(0, image.dtype), bins=256, range=(lo, hi))[1]
+    centers = (edges[:-1] + edges[1:]) / 2.0
+    t = _hist_threshold(method, counts, centers)
+    if min_signal_ratio > 0:
+        t = max(t, min_signal_ratio * _autofluorescence_level(image, w, counts, centers, scheduler))
+    return t
+
+
+def _hist_threshold(method, counts, centers) -> float:
+    from skimage import filters
+
+    if method == "otsu":
+        return float(filters.threshold_otsu(hist=(counts, centers)))
+    if method == "multiotsu":
+        return float(filters.threshold_multiotsu(hist=(counts, centers), classes=3)[-1])
+    return float(filters.threshold_yen(hist=(counts, centers)))
+
+
+def _autofluorescence_level(image, w, counts, centers, scheduler) -> float:
+    from skimage import filters
+
+    t = filters.threshold_otsu(hist=(counts, centers))
+    n = _reduce(image, w, lambda b, ww: np.array([int((_masked(b, ww) <= t).sum())]),
+                combine=lambda p: int(sum(p)[0]), scheduler=scheduler)
+    # np.median: the middle value, or the float32 mean of the two middle ones
+    ks = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+    vals = _kth_values(image, w, t, ks, scheduler=scheduler)
+    return float(np.mean(np.array(vals, dtype=image.dtype)))
+
+
+# --------------------------------------------------------------------------- caching intermediates
+
+@contextlib.contextmanager
+def _workspace(tmpdir):
+    """A new folder under ``tmpdir`` for intermediate zarr stores (None: keep them in memory).
+
+    It is not removed here: the returned labels are read from it. The caller owns
+    ``tmpdir`` and removes it when done (the pipeline uses a temporary directory).
+    """
+    if tmpdir is None:
+        yield None
+        return
+    os.makedirs(tmpdir, exist_ok=True)
+    yield tempfile.mkdtemp(prefix="lungtrack-chunks-", dir=tmpdir)
+
+
+def _materialize(arrays, extras, workspace, scheduler=None, name="a"):
+    """Compute arrays once (persisted, or stored as zarr in ``workspace``) together with ``extras``."""
+    if workspace is None:
+        out = dask.persist(*arrays, *extras, scheduler=scheduler)
+        arrs = list(out[:len(arrays)])
+        ext = dask.compute(*out[len(arrays):], scheduler=scheduler)
+        return arrs, list(ext)
+    import zarr
+
+    targets = []
+    for j, a in enumerate(arrays):
+        path = os.path.join(workspace, f"{name}{j}.zarr")
+        targets.append(zarr.open_array(store=path, mode="w", shape=a.shape, chunks=tuple(c[0] for c in a.chunks),
+                                       dtype=a.dtype))
+    stored = da.store(arrays, targets, lock=False, compute=False)
+    res = dask.compute(stored, *extras, scheduler=scheduler)
+    arrs = [da.from_zarr(os.path.join(workspace, f"{name}{j}.zarr")).rechunk(a.chunks) for j, a in enumerate(arrays)]
+    return arrs, list(res[1:])
+
+
+# --------------------------------------------------------------------------- on disk: every task reads its own window
+
+class _Hidden:
+    """A dask array passed to a task without becoming its dependency (read inside the task).
+
+    Tasks that share input chunks make the scheduler keep those chunks until every
+    consumer ran; reading each window inside its own task keeps memory to the windows
+    being processed.
+    """
+
+    def __init__(self, arr):
+        self.arr = arr
+
+
+def _read(src, slices) -> np.ndarray:
+    if isinstance(src, str):
+        import zarr
+
+        return np.asarray(zarr.open_array(src, mode="r")[tuple(slices)])
+    return np.asarray(src.arr[tuple(slices)].compute(scheduler="synchronous"))
+
+
+def _window_tasks(src, shape, chunks, depth, func, out_path, dtype):
+    """One task per chunk: read the chunk grown by ``depth`` from ``src``, ``func`` it, write the core to zarr."""
+    import zarr
+
+    zarr.open_array(store=out_path, mode="w", shape=shape, chunks=tuple(c[0] for c in chunks), dtype=dtype)
+    starts = [np.r_[0, np.cumsum(c)] for c in chunks]
+
+    def run(i):
+        start = [int(starts[a][i[a]]) for a in range(len(shape))]
+        size = [chunks[a][i[a]] for a in range(len(shape))]
+        w0 = [max(0, st - d) for st, d in zip(start, depth)]
+        w1 = [min(n, st + c + d) for st, c, d, n in zip(start, size, depth, shape)]
+        out = func(src, w0, w1)
+        core = tuple(slice(st - a, st - a + c) for st, a, c in zip(start, w0, size))
+        zarr.open_array(out_path, mode="r+")[tuple(slice(st, st + c) for st, c in zip(start, size))] = out[core]
+
+    return [dask.delayed(run)(i) for i in np.ndindex(*[len(c) for c in chunks])]
+
+
+def _smoothed_on_disk(arr, spacing, params, ws, scheduler) -> da.Array:
+    """Background subtraction + smoothing with bounded memory, bit-identical to the in-memory path.
+
+    Pass 1 writes the shrunken block minimum; its opening is computed window by window;
+    pass 2 reads each chunk of the input with the smoothing depth, subtracts the
+    interpolated background (global indices) and smooths.
+    """
+    factor, size = classic.background_geometry(arr.shape, spacing, params.background_radius_um)
+    src = _Hidden(arr)
+    sm_shape = tuple(-(-n // f) for n, f in zip(arr.shape, factor))
+    sm_chunks = tuple(tuple(-(-c // f) for c in cs) for cs, f in zip(arr.chunks, factor))
+    small_p, bg_p, out_p = (os.path.join(ws, n) for n in ("small.zarr", "bg_small.zarr", "smoothed.zarr"))
+
+    def block_min(src, w0, w1):
+        img = _check_float(_read(src, [slice(a, b) for a, b in zip(w0, w1)])).astype(np.float32)
+        return classic._block_min(img, factor)
+
+    # the input chunks are on the shrink grid, so an input chunk maps to one shrunken chunk
+    import zarr
+
+    zarr.open_array(store=small_p, mode="w", shape=sm_shape, chunks=tuple(c[0] for c in sm_chunks), dtype=np.float32)
+    starts = [np.r_[0, np.cumsum(c)] for c in arr.chunks]
+    sstarts = [np.r_[0, np.cumsum(c)] for c in sm_chunks]
+
+    def write_min(i):
+        sl = [slice(int(starts[a][i[a]]), int(starts[a][i[a]]) + arr.chunks[a][i[a]]) for a in range(arr.ndim)]
+        out = block_min(src, [x.start for x in sl], [x.stop for x in sl])
+        ssl = tuple(slice(int(sstarts[a][i[a]]), int(sstarts[a][i[a]]) + out.shape[a]) for a in range(arr.ndim))
+        zarr.open_array(small_p, mode="r+")[ssl] = out
+
+    tasks = [dask.delayed(write_min)(i) for i in np.ndindex(*arr.numblocks)]
+    dask.compute(*tasks, scheduler=scheduler)
+
+    reach = classic._open_reach(size)
+    dask.compute(*_window_tasks(small_p, sm_shape, sm_chunks, reach,
+                                lambda p, w0, w1: classic._open_small(_read(p, [slice(a, b) for a, b in zip(w0, w1)]),
+                                                                      size),
+                                bg_p, np.float32), scheduler=scheduler)
+
+    sigma = classic._sigma_px(params.smoothing_sigma_um, spacing) if params.smoothing_sigma_um > 0 else None
+    gdepth = [int(4.0 * s + 0.5) for s in sigma] if sigma else [0] * arr.ndim
+
+    def corrected_smoothed(src, w0, w1):
+        img = _check_float(_read(src, [slice(a, b) for a, b in zip(w0, w1)])).astype(np.float32)
+        s_lo = [a // f - 1 for a, f in zip(w0, factor)]
+        s_hi = [(b - 1) // f + 2 for b, f in zip(w1, factor)]
+        part = _read(bg_p, [slice(max(0, lo), min(m, hi)) for lo, hi, m in zip(s_lo, s_hi, sm_shape)])
+        pad = [(max(0, -lo), max(0, hi - m)) for lo, hi, m in zip(s_lo, s_hi, sm_shape)]
+        padded = np.pad(part, pad, mode="edge")  # the image-border replication of the whole-image path
+        bg = classic.upsample_linear(padded, factor, start=w0, shape=img.shape, small_start=[lo + 1 for lo in s_lo])
+        corrected = np.clip(img - bg, 0, None)
+        return ndi.gaussian_filter(corrected, sigma) if sigma else corrected
+
+    dask.compute(*_window_tasks(src, arr.shape, arr.chunks, gdepth, corrected_smoothed, out_p, np.float32),
+                 scheduler=scheduler)
+    return da.from_zarr(out_p).rechunk(arr.chunks)
+
+
+# --------------------------------------------------------------------------- split and number
+
+_KEY_STRIDE = 1 << 20  # seeds per component at most
+
+
+def _split_block(cc_ov, origin, core, image_shape, spacing, params):
+    """Watershed split of every component that meets this block's core (computed on its own box).
+
+    ``cc_ov`` is the block with its halo (global component labels), ``origin`` its
+    global start, ``core`` the slices of the block proper inside ``cc_ov``.
+    Returns int64 keys ``component * 2**20 + seed`` for the core, and, for the
+    components whose bounding box starts in this core, their number of seeds.
+    """
+    keys = np.zeros(tuple(s.stop - s.start for s in core), np.int64)
+    ids = np.unique(cc_ov[tuple(core)])
+    ids = ids[ids > 0]
+    seeds, deferred = {}, []
+    if ids.size == 0:
+        return keys, seeds, deferred
+    # components meeting the core, numbered 1..len(ids) locally (others 0)
+    valid = (cc_ov > 0)
+    pos = np.searchsorted(ids, cc_ov[valid])
+    ok = (pos < ids.size)
+    ok[ok] = ids[pos[ok]] == cc_ov[valid][ok]
+    local = np.zeros(cc_ov.shape, np.int32)
+    vals = np.zeros(pos.size, np.int32)
+    vals[ok] = pos[ok] + 1
+    local[valid] = vals
+    boxes = ndi.find_objects(local, max_label=ids.size)
+    sel, sel_boxes = [], []
+    for j, sl in enumerate(boxes, 1):
+        cut = any((s.start == 0 and origin[ax] > 0)
+                  or (s.stop == cc_ov.shape[ax] and origin[ax] + cc_ov.shape[ax] < image_shape[ax])
+                  for ax, s in enumerate(sl))
+        if cut:
+            # larger than the halo: split later on the driver, in the component's own box
+            deferred.append(int(ids[j - 1]))
+        else:
+            sel.append(j)
+            sel_boxes.append(sl)
+    if not sel:
+        return keys, seeds, deferred
+    # each component's distance map in its own box grown by one voxel, clipped only at the image edge
+    # (a component touching a block edge inside the image was deferred above)
+    seed, n_seeds = classic.split_components(local, np.asarray(sel), sel_boxes, spacing, params.split_min_distance_um)
+    seed_core = seed[tuple(core)]
+    fg = seed_core > 0
+    gids = ids[local[tuple(core)][fg] - 1].astype(np.int64)
+    keys[fg] = gids * _KEY_STRIDE + seed_core[fg].astype(np.int64)
+    for j, sl, n in zip(sel, sel_boxes, n_seeds):
+        # ownership: the core that contains the component's bounding-box start
+        if all(c.start <= s.start < c.stop for s, c in zip(sl, core)):
+            seeds[int(ids[j - 1])] = int(n)
+    return keys, seeds, deferred
+
+
+def _key_counts(keys):
+    u, c = np.unique(keys[keys > 0], return_counts=True)
+    return u, c
+
+
+def _lookup(keys, table_keys, table_vals):
+    out = np.zeros(keys.shape, np.int32)
+    fg = keys > 0
+    if fg.any() and table_keys.size:
+        k = keys[fg]
+        pos = np.minimum(np.searchsorted(table_keys, k), table_keys.size - 1)
+        out[fg] = np.where(table_keys[pos] == k, table_vals[pos], 0)
+    return out
+
+
+def _label_lookup(block, structure, lut):
+    lab, _ = ndi.label(block, structure=structure)
+    return lut[lab]
+
+
+@dataclass
+class ChunkedSegmentation:
+    """Result of `segment_cells`: lazy labels (int32, numbered as the whole-image result) and the threshold."""
+
+    labels: da.Array
+    n_objects: int
+    threshold: float
+
+
+def _halo_px(params: RoleSegmentation, spacing, overlap_um):
+    um = overlap_um if overlap_um is not None else 2.0 * params.max_diameter_um
+    return tuple(max(2, int(math.ceil(um / s)) + 2) for s in spacing)
+
+
+def segment_cells(channel, spacing_um, params: RoleSegmentation, *, within=None, chunks=None,
+                  overlap_um: float | None = None, tmpdir=None, scheduler=None) -> ChunkedSegmentation:
+    """`classic.segment_cells` chunk by chunk, for images larger than memory.
+
+    Parameters
+    ----------
+    channel : dask or numpy array
+        (Y, X) or (Z, Y, X) intensities; NaNs are an error.
+    spacing_um : sequence of float
+        Voxel size per axis in um.
+    params : RoleSegmentation
+    within : dask or numpy array of bool, optional
+        Tissue mask for the threshold (same shape).
+    chunks : int or tuple, optional
+        Chunk size in px (default: the input's chunks), adjusted to the background's shrink grid.
+    overlap_um : float, optional
+        Halo for the watershed split: at least the largest connected cluster of cells
+        (default 2 x ``params.max_diameter_um``). A larger component is an error.
+    tmpdir : path, optional
+        Keep intermediates in zarr stores in a new folder there (bounded memory) instead of in
+        memory; the returned labels read from it, so remove ``tmpdir`` only after using them.
+    scheduler : optional
+        Dask scheduler (``"threads"``, ``"synchronous"``, a ``distributed.Client.get``...).
+
+    Returns
+    -------
+    ChunkedSegmentation
+        ``labels`` equals ``classic.segment_cells`` on the whole image
+        (``np.array_equal``: same objects, same numbers) -- computed lazily from
+        the cached split; ``n_objects``; ``threshold``.
+
+    Examples
+    --------
+    >>> img = np.zeros((64, 64)); img[10:30, 10:30] = 100; img[40:60, 35:55] = 80
+    >>> p = RoleSegmentation(min_diameter_um=5, background_radius_um=30)
+    >>> res = segment_cells(da.from_array(img, chunks=32), (1.0, 1.0), p, overlap_um=25)
+    >>> bool(np.array_equal(res.labels.compute(), classic.segment_cells(img, (1.0, 1.0), p)))
+    True
+    """
+    spacing = tuple(float(s) for s in spacing_um)
+    arr = da.asarray(channel)
+    if arr.ndim != len(spacing):
+        raise LungtrackInputError(f"channel has {arr.ndim} axes but spacing_um has {len(spacing)} values")
+    halo = _halo_px(params, spacing, overlap_um)
+    factor, _ = classic.background_geometry(arr.shape, spacing, params.background_radius_um)
+    arr = _regular_chunks(arr, chunks, factor)
+    with _workspace(tmpdir) as ws:
+        if ws is None:
+            corrected = subtract_background(arr, spacing, params.background_radius_um)
+            img = smooth(corrected, spacing, params.smoothing_sigma_um)
+            (img,), _ = _materialize([img], [], ws, scheduler, name="smoothed")
+        else:
+            img = _smoothed_on_disk(arr, spacing, params, ws, scheduler)
+        w = None if within is None else da.asarray(within).astype(bool).rechunk(img.chunks)
+        t = threshold_value(img, params.threshold, within=w, min_signal_ratio=params.min_signal_ratio,
+                            scheduler=scheduler)
+        mask = img > t
+        filled = fill_holes(mask, scheduler=scheduler)
+        full = np.ones((3,) * arr.ndim, bool)
+        if params.split_touching:
+            plan = _plan_labels(filled, full, scheduler=scheduler)
+            cc = _apply_plan(filled, full, _label_lookup, plan, next(iter(plan.luts.values())).dtype)
+            # cached: every split window reads its neighbours' labels
+            (cc,), _ = _materialize([cc], [], ws, scheduler, name="components")
+            cc_path = None if ws is None else os.path.join(ws, "components0.zarr")
+            keys, counts, seeds, patches = _split_all(cc, halo, spacing, params, ws, scheduler, cc_path)
+            keys = _patched_keys(keys, cc, patches)
+            labels, n = _number(keys, counts, seeds, plan.n, spacing, params, ws, scheduler)
+        else:
+            plan = _plan_labels(filled, full, scheduler=scheduler)
+            cc = _apply_plan(filled, full, _label_lookup, plan, np.int64)
+            parts = _reduce(cc, None, lambda b, w: _key_counts(b), combine=lambda p: p, scheduler=scheduler)
+            labels, n = _size_filter(cc, parts, spacing, params, ws, scheduler, key_is_label=True)
+    return ChunkedSegmentation(labels=labels, n_objects=n, threshold=float(t))
+
+
+def _split_window(cc_path, slices, keys_path, dst, *args):
+    """On disk: read the window, split, write the keys of the core, return only the small stats."""
+    import zarr
+
+    keys, seeds, deferred = _split_block(_read(cc_path, slices), *args)
+    zarr.open_array(keys_path, mode="r+")[dst] = keys
+    return seeds, _key_counts(keys), deferred
+
+
+def _split_all(cc, halo, spacing, params, ws, scheduler, cc_path=None):
+    # The halo may span several chunks: each block reads its own window of the (lazy) labels.
+    depth = {a: min(h, n) for a, (h, n) in enumerate(zip(halo, cc.shape))}
+    starts = [np.r_[0, np.cumsum(c)] for c in cc.chunks]
+    key_blocks = np.empty(cc.numblocks, dtype=object)
+    stats = []
+    if cc_path is not None:
+        import zarr
+
+        keys_path = os.path.join(ws, "keys.zarr")
+        zarr.open_array(store=keys_path, mode="w", shape=cc.shape, chunks=tuple(c[0] for c in cc.chunks),
+                        dtype=np.int64)
+    for i in np.ndindex(*cc.numblocks):
+        bstart = [int(starts[a][i[a]]) for a in range(cc.ndim)]
+        bshape = [cc.chunks[a][i[a]] for a in range(cc.ndim)]
+        origin = tuple(max(0, bstart[a] - depth[a]) for a in range(cc.ndim))
+        stop = tuple(min(cc.shape[a], bstart[a] + bshape[a] + depth[a]) for a in range(cc.ndim))
+        core = tuple(slice(bstart[a] - origin[a], bstart[a] - origin[a] + bshape[a]) for a in range(cc.ndim))
+        wsl = tuple(slice(o, e) for o, e in zip(origin, stop))
+        if cc_path is None:
+            res = dask.delayed(_split_block, nout=3)(cc[wsl], origin, core, cc.shape, spacing, params)
+            key_blocks[i] = da.from_delayed(res[0], shape=tuple(bshape), dtype=np.int64)
+            stats.append(dask.delayed(lambda r: (r[1], _key_counts(r[0]), r[2]))(res))
+        else:  # each task reads its own window and writes its keys: nothing shared is held in memory
+            dst = tuple(slice(b, b + n) for b, n in zip(bstart, bshape))
+            stats.append(dask.delayed(_split_window)(cc_path, wsl, keys_path, dst, origin, core, cc.shape, spacing,
+                                                     params))
+    if cc_path is None:
+        keys = da.block(key_blocks.tolist())
+        (keys,), stats = _materialize([keys], stats, ws, scheduler, name="keys")
+    else:
+        stats = list(dask.compute(*stats, scheduler=scheduler))
+        keys = da.from_zarr(keys_path).rechunk(cc.chunks)
+    seeds = {}
+    for s, _, _ in stats:
+        seeds.update(s)
+    counts = [c for _, c, _ in stats]
+    deferred = sorted(set(g for _, _, d in stats for g in d))
+    patches = []
+    if deferred:
+        log.info("%d component(s) larger than the chunk overlap: split in their own bounding box", len(deferred))
+        # a block whose window held a deferred component whole counted it too: the driver's count replaces it
+        dset = np.asarray(deferred, np.int64)
+        counts = [(k[~np.isin(k // _KEY_STRIDE, dset)], c[~np.isin(k // _KEY_STRIDE, dset)]) for k, c in counts]
+        boxes = _bounding_boxes(cc, dset, scheduler)
+        for gid, (lo, hi) in zip(deferred, boxes):
+            box = classic.grow_box(tuple(slice(a, b) for a, b in zip(lo, hi)), cc.shape)
+            crop = np.asarray(cc[box].compute(scheduler=scheduler))
+            lab, n_seeds = classic.split_component(crop == gid, spacing, params.split_min_distance_um)
+            seeds[gid] = n_seeds
+            u, c = np.unique(lab[lab > 0], return_counts=True)
+            counts.append((np.int64(gid) * _KEY_STRIDE + u.astype(np.int64), c))
+            patches.append((box, gid, lab))
+    return keys, counts, seeds, patches
+
+
+def _bboxes_block(block, ids, start):
+    lo = np.full((ids.size, block.ndim), np.iinfo(np.int64).max, np.int64)
+    hi = np.full((ids.size, block.ndim), -1, np.int64)
+    hit = np.isin(block, ids)
+    if hit.any():
+        coords = np.nonzero(hit)
+        j = np.searchsorted(ids, block[hit])
+        for ax, c in enumerate(coords):
+            g = c + start[ax]
+            np.minimum.at(lo[:, ax], j, g)
+            np.maximum.at(hi[:, ax], j, g + 1)
+    return lo, hi
+
+
+def _bounding_boxes(cc, ids, scheduler):
+    """Global bounding boxes (start, stop per axis) of the given component ids, from per-block min/max."""
+    starts = [np.r_[0, np.cumsum(c)] for c in cc.chunks]
+    blocks = cc.to_delayed()
+    tasks = [dask.delayed(_bboxes_block)(blocks[i], ids, tuple(int(starts[a][i[a]]) for a in range(cc.ndim)))
+             for i in np.ndindex(*cc.numblocks)]
+    parts = dask.compute(*tasks, scheduler=scheduler)
+    lo = np.min([p[0] for p in parts], axis=0)
+    hi = np.max([p[1] for p in parts], axis=0)
+    return [(tuple(a), tuple(b)) for a, b in zip(lo, hi)]
+
+
+def _apply_patches(keys, cc_block, start, patches):
+    """Keys of the components split on the driver, written where they meet this block."""
+    keys = keys.copy()
+    for box, gid, lab in patches:
+        inter = [slice(max(b.start, s0), min(b.stop, s0 + n)) for b, s0, n in zip(box, start, keys.shape)]
+        if any(i.start >= i.stop for i in inter):
+            continue
+        src = tuple(slice(i.start - b.start, i.stop - b.start) for i, b in zip(inter, box))
+        dst = tuple(slice(i.start - s0, i.stop - s0) for i, s0 in zip(inter, start))
+        part = lab[src]
+        here = (cc_block[dst] == gid) & (part > 0)
+        sub = keys[dst]
+        sub[here] = np.int64(gid) * _KEY_STRIDE + part[here].astype(np.int64)
+    return keys
+
+
+def _patched_keys(keys, cc, patches):
+    if not patches:
+        return keys
+    starts = [np.r_[0, np.cumsum(c)] for c in keys.chunks]
+    kb, cb = keys.to_delayed(), cc.to_delayed()
+    out = np.empty(keys.numblocks, dtype=object)
+    for i in np.ndindex(*keys.numblocks):
+        start = tuple(int(starts[a][i[a]]) for a in range(keys.ndim))
+        shape = tuple(keys.chunks[a][i[a]] for a in range(keys.ndim))
+        mine = [p for p in patches
+                if all(b.start < s0 + n and b.stop > s0 for b, s0, n in zip(p[0], start, shape))]
+        if mine:
+            out[i] = da.from_delayed(dask.delayed(_apply_patches)(kb[i], cb[i], start, mine), shape=shape,
+                                     dtype=np.int64)
+        else:
+            out[i] = keys.blocks[i]
+    return da.block(out.tolist())
+
+
+def _size_bounds(spacing, params):
+    lo = classic._diameter_to_size(params.min_diameter_um, spacing)
+    hi = classic._diameter_to_size(params.max_diameter_um, spacing)
+    return lo, hi
+
+
+def _number(keys, counts, seeds, n_components, spacing, params, ws, scheduler):
+    """Global numbering of the split objects (component order, then seed) and the size filter."""
+    k = np.concatenate([c[0] for c in counts]) if counts else np.zeros(0, np.int64)
+    v = np.concatenate([c[1] for c in counts]) if counts else np.zeros(0, np.int64)
+    size = pd.Series(v).groupby(k).sum()
+    comp = np.arange(1, n_components + 1)
+    nseed = np.array([seeds.get(int(c), 0) for c in comp], np.int64)
+    first = np.r_[0, np.cumsum(nseed)[:-1]]  # objects before each component (0-based)
+    obj_keys = size.index.to_numpy(np.int64)
+    c_of = obj_keys // _KEY_STRIDE
+    s_of = obj_keys % _KEY_STRIDE
+    obj_id = first[c_of - 1] + s_of  # the classic numbering before the size filter
+    lo, hi = _size_bounds(spacing, params)
+    sz = size.to_numpy()
+    keep = (sz >= lo) & (sz <= hi)
+    order = np.argsort(obj_id[keep], kind="stable")
+    final = np.zeros(keep.sum(), np.int32)
+    final[order] = np.arange(1, keep.sum() + 1)
+    tk = obj_keys[keep]
+    srt = np.argsort(tk)
+    labels = keys.map_blocks(_lookup, tk[srt], final[srt], dtype=np.int32)
+    return labels, int(keep.sum())
+
+
+def _size_filter(cc, parts, spacing, params, ws, scheduler, key_is_label=True):
+    k = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    v = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    size = pd.Series(v).groupby(k).sum()
+    lo, hi = _size_bounds(spacing, params)
+    ids = size.index.to_numpy(np.int64)
+    keep = (size.to_numpy() >= lo) & (size.to_numpy() <= hi)
+    final = np.arange(1, keep.sum() + 1, dtype=np.int32)
+    labels = cc.map_blocks(_lookup, ids[keep], final, dtype=np.int32)
+    return labels, int(keep.sum())
+
+
+# --------------------------------------------------------------------------- measurements
+
+def _partial_sums(lab, intens, start, image_shape):
+    """Additive per-block sums for every label: count, coordinate sums, intensity sums, border flag."""
+    fg = lab > 0
+    ids, inv, counts = np.unique(lab[fg], return_inverse=True, return_counts=True)
+    out = {"label": ids, "count": counts.astype(np.float64)}
+    coords = np.nonzero(fg)
+    for ax, c in enumerate(coords):
+        out[f"sum_{ax}"] = np.bincount(inv, weights=(c + start[ax]).astype(np.float64), minlength=ids.size)
+    for name, im in intens.items():
+        out[f"int_{name}"] = np.bincount(inv, weights=np.asarray(im, np.float64)[fg], minlength=ids.size)
+    border = np.zeros(ids.size, bool)
+    for ax, c in enumerate(coords):
+        if image_shape[ax] > 1:
+            g = c + start[ax]
+            border |= np.bincount(inv, weights=((g == 0) | (g == image_shape[ax] - 1)).astype(float),
+                                  minlength=ids.size) > 0
+    out["border"] = border
+    return pd.DataFrame(out)
+
+
+def measure_objects(labels, spacing_um, *, intensities=None, role=None, sample_id=None,
+                    scheduler=None) -> pd.DataFrame:
+    """`lungtrack.measure.measure_objects` from additive per-block partial sums.
+
+    The label image is never gathered: each block yields, per label, its voxel
+    count, coordinate sums and intensity sums, which add up over blocks.
+
+    Returns the same columns; values equal the whole-image ones up to floating-point
+    summation order (relative 1e-12).
+
+    Examples
+    --------
+    >>> lab = np.zeros((10, 10), np.int32); lab[2:4, 2:6] = 1
+    >>> t = measure_objects(da.from_array(lab, chunks=3), (1.0, 0.5, 0.5))
+    >>> t[["label", "area_um2", "centroid_y_um", "centroid_x_um"]].to_dict("records")
+    [{'label': 1, 'area_um2': 2.0, 'centroid_y_um': 1.25, 'centroid_x_um': 1.75}]
+    """
+    labels = da.asarray(labels)
+    spacing = tuple(float(s) for s in spacing_um)
+    sp = spacing[-labels.ndim:]
+    intensities = {k: da.asarray(v).rechunk(labels.chunks) for k, v in (intensities or {}).items()}
+    cols = object_columns(labels.ndim, list(intensities))
+    starts = [np.r_[0, np.cumsum(c)] for c in labels.chunks]
+    lb = labels.to_delayed()
+    ib = {k: v.to_delayed() for k, v in intensities.items()}
+    tasks = []
+    for i in np.ndindex(*labels.numblocks):
+        start = tuple(int(starts[a][i[a]]) for a in range(labels.ndim))
+        tasks.append(dask.delayed(_partial_sums)(lb[i], {k: b[i] for k, b in ib.items()}, start, labels.shape))
+    parts = dask.compute(*tasks, scheduler=scheduler)
+    df = pd.concat(parts, ignore_index=True)
+    if len(df) == 0:
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in cols})
+    agg = df.drop(columns="border").groupby("label", sort=True).sum()
+    border = df.groupby("label", sort=True)["border"].any()
+    n = agg["count"].to_numpy()
+    vox = float(np.prod(sp))
+    size = n * vox
+    cent = np.column_stack([agg[f"sum_{a}"].to_numpy() / n * sp[a] for a in range(labels.ndim)])
+    if labels.ndim == 2:
+        cent = np.column_stack([np.zeros(len(n)), cent])
+        eqd = 2.0 * np.sqrt(size / math.pi)
+    else:
+        eqd = 2.0 * np.cbrt(3.0 * size / (4.0 * math.pi))
+    data = {"sample_id": [sample_id] * len(n), "role": [role] * len(n), "label": agg.index.to_numpy(np.int64),
+            "centroid_z_um": cent[:, 0], "centroid_y_um": cent[:, 1], "centroid_x_um": cent[:, 2],
+            cols[6]: size, "equivalent_diameter_um": eqd}
+    for name in intensities:
+        data[f"mean_intensity_{name}"] = agg[f"int_{name}"].to_numpy() / n
+    data["touches_border"] = border.to_numpy()
+    return pd.DataFrame(data, columns=cols)
+
+
+# --------------------------------------------------------------------------- writing
+
+def _tile_size(chunks) -> int | None:
+    for t in (512, 256, 128, 64, 32, 16):
+        if all(c % t == 0 for c in chunks[:-1]):
+            return t
+    return None
+
+
+def write_labels(path, labels, spacing_um, *, scheduler=None) -> None:
+    """Write a dask label image chunk by chunk: ``.zarr`` (any size) or tiled OME-TIFF (uint32).
+
+    Only one row of chunks (2D) or one z-chunk (3D, TIFF) is in memory at a time; the
+    TIFF opens in Fiji and napari with the image's spacing (``lungtrack.io.read_image``).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from lungtrack.io import read_image
+    >>> p = os.path.join(tempfile.mkdtemp(), "lab.ome.tif")
+    >>> write_labels(p, da.ones((40, 50), np.int32, chunks=32), (1.0, 0.5, 0.5))
+    >>> read_image(p).data.shape, read_image(p).spacing_um
+    ((1, 1, 1, 40, 50), (1.0, 0.5, 0.5))
+    """
+    import tifffile
+
+    labels = da.asarray(labels).astype(np.uint32)
+    path = str(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if path.endswith(".zarr"):
+        labels.to_zarr(path, overwrite=True, compute=False).compute(scheduler=scheduler)
+        return
+    ty = _tile_size(labels.chunks[-2])
+    if ty is None:
+        labels = labels.rechunk({labels.ndim - 2: 256})
+        ty = 256
+    tx = 256 if labels.shape[-1] >= 256 else 16
+
+    def tiles():
+        if labels.ndim == 3:  # TIFF pages are whole planes: one z-chunk of planes at a time
+            for z0, z1 in itertools.pairwise(np.r_[0, np.cumsum(labels.chunks[0])]):
+                for plane in labels[z0:z1].compute(scheduler=scheduler):
+                    yield from _plane_tiles(plane, ty, tx)
+        else:  # one row of chunks at a time
+            for y0, y1 in itertools.pairwise(np.r_[0, np.cumsum(labels.chunks[0])]):
+                yield from _plane_tiles(labels[y0:y1].compute(scheduler=scheduler), ty, tx)
+
+    spacing = tuple(float(s) for s in spacing_um)
+    meta = {"axes": "ZYX" if labels.ndim == 3 else "YX", "PhysicalSizeX": spacing[2], "PhysicalSizeXUnit": "µm",
+            "PhysicalSizeY": spacing[1], "PhysicalSizeYUnit": "µm"}
+    if labels.ndim == 3:
+        meta.update(PhysicalSizeZ=spacing[0], PhysicalSizeZUnit="µm")
+    tifffile.imwrite(path, tiles(), shape=labels.shape, dtype=np.uint32, tile=(ty, tx), ome=True, metadata=meta,
+                     compression="zlib", photometric="minisblack", resolution=(1.0 / spacing[2], 1.0 / spacing[1]),
+                     resolutionunit="MICROMETER")
+
+
+def _plane_tiles(rows: np.ndarray, ty: int, tx: int):
+    """Tiles of ``rows`` (a whole plane, or a band of rows whose height is a multiple of ty except at the end)."""
+    h, w = rows.shape
+    for y in range(0, h, ty):
+        for x in range(0, w, tx):
+            tile = np.zeros((ty, tx), np.uint32)
+            part = rows[y:y + ty, x:x + tx]
+            tile[:part.shape[0], :part.shape[1]] = part
+            yield tile
+
+
+# --------------------------------------------------------------------------- large images in the pipeline
+
+def tissue_mask_reduced(channels, spacing_um, params, *, max_voxels: int = 4096 * 4096, scheduler=None) -> da.Array:
+    """`classic.tissue_mask` on a block-mean-reduced copy (at most ``max_voxels`` per plane), upsampled lazily.
+
+    The tissue mask is a coarse structure (septa vs air spaces, areas >= 50 um2) used
+    for the threshold scope and the tissue area; computing it at reduced resolution
+    keeps memory bounded. It is therefore *not* identical to the full-resolution
+    mask; the cell labels equal `classic.segment_cells` given this mask.
+
+    Examples
+    --------
+    >>> from lungtrack.config import TissueSegmentation
+    >>> img = np.zeros((2, 64, 64), np.float32); img[:, :, :32] = 100
+    >>> m = tissue_mask_reduced(da.from_array(img, chunks=(2, 32, 32)), (1.0, 1.0), TissueSegmentation(),
+    ...                         max_voxels=32 * 32).compute()
+    >>> bool(m[:, :30].all()) and not m[:, 34:].any()
+    True
+    """
+    arr = da.asarray(channels)  # (C, [Z,] Y, X)
+    nd = len(spacing_um)
+    plane = arr.shape[-2] * arr.shape[-1]
+    f = max(1, int(math.ceil(math.sqrt(plane / max_voxels))))
+    if f > 1:
+        axes = {arr.ndim - 2: f, arr.ndim - 1: f}
+        small = da.coarsen(np.mean, arr.astype(np.float32), axes, trim_excess=True)
+    else:
+        small = arr.astype(np.float32)
+    small = np.asarray(small.compute(scheduler=scheduler))
+    sp = tuple(float(s) for s in spacing_um)
+    sp_small = sp[:-2] + (sp[-2] * f, sp[-1] * f)
+    mask_small = classic.tissue_mask(small, sp_small, params)
+    spatial_shape = arr.shape[1:]
+    chunks = arr.chunks[1:]
+
+    def up(block_info=None):
+        loc = block_info[None]["array-location"]
+        idx = [np.arange(a, b) for a, b in loc]
+        idx[-2] = np.minimum(idx[-2] // f, mask_small.shape[-2] - 1)
+        idx[-1] = np.minimum(idx[-1] // f, mask_small.shape[-1] - 1)
+        return mask_small[np.ix_(*idx)]
+
+    assert len(spatial_shape) == nd
+    return da.map_blocks(up, dtype=bool, chunks=chunks, meta=np.zeros((0,) * nd, bool))
+
+
+def _nested_scheduler():
+    """Local threads for the chunks of one image, also inside a distributed worker.
+
+    The image's dask graph holds an open TIFF store, which cannot be shipped to a
+    scheduler; the cluster parallelises over images, the threads over chunks.
+    (`segment_cells` itself accepts ``scheduler=client.get`` for in-memory or zarr input.)
+    """
+    return contextlib.nullcontext("threads")
+
+
+def chunk_plan(shape, run, n_threads: int | None = None):
+    """Chunk size (px per axis) and whether intermediates go to disk, from the run config.
+
+    Without a memory limit: ``run.chunk_size_px`` in y and x (whole z). With
+    ``run.memory_limit_gb``: intermediates on disk and chunks small enough that
+    every thread's working set (about 120 bytes per voxel of a chunk, the split's
+    halo and label arrays included) fits the limit after 0.35 GB for Python and
+    the libraries (calibrated with bench/out_of_core.py).
+    """
+    n_threads = n_threads or os.cpu_count() or 1
+    c = int(run.chunk_size_px)
+    on_disk = run.memory_limit_gb is not None
+    if on_disk:
+        budget = max(run.memory_limit_gb * 1e9 - 0.35e9, 0.1 * run.memory_limit_gb * 1e9)
+        zdepth = shape[0] if len(shape) == 3 else 1
+        c_max = int(math.sqrt(budget / (120.0 * n_threads * zdepth)))
+        c = max(64, min(c, c_max))
+    chunks = tuple([shape[0]] if len(shape) == 3 else []) + (min(c, shape[-2]), min(c, shape[-1]))
+    return chunks, on_disk
+
+
+def process_large_sample(img, sample, config, labels_dir=None) -> dict:
+    """The pipeline's per-image step for images too large for memory (see `chunk_plan`).
+
+    Segments every cell role with `segment_cells` (equal to `classic.segment_cells` on
+    the whole image), the tissue mask at reduced resolution (`tissue_mask_reduced`),
+    measures objects from per-block sums and writes label images tile by tile.
+    Colocalization and MSC-macrophage relations need whole label images and are not
+    computed for these images (NaN; an empty interactions table), which is logged.
+    """
+    from ..measure import object_columns
+
+    cfg = config
+    three_d = img.is_3d
+    spacing = img.spacing_um
+    sp = spacing if three_d else spacing[1:]
+    data = img.data[0] if three_d else img.data[0, :, 0]  # (C, [Z,] Y, X)
+    chunks, on_disk = chunk_plan(data.shape[1:], cfg.run)
+    data = data.rechunk((1,) + chunks)
+    # intermediates beside the results (the staging folder), not in a possibly small /tmp
+    tmp_parent = os.path.dirname(os.path.abspath(labels_dir)) if labels_dir is not None else None
+    with tempfile.TemporaryDirectory(prefix="lungtrack-large-", dir=tmp_parent) as tmp, _nested_scheduler() as sched:
+        tmpdir = tmp if on_disk else None
+        ref = cfg.channels.tissue
+        tissue_src = data if ref is None else data[img.channel_index(ref)][None]
+        tissue = tissue_mask_reduced(tissue_src, sp, cfg.segment.tissue, scheduler=sched).rechunk(chunks)
+        chans = {name: data[i] for i, name in enumerate(img.channel_names)}
+        labels, objects, counts = {}, [], {}
+        for role in ("nuclei", "msc", "macrophage"):
+            ch_ref = getattr(cfg.channels, role)
+            if ch_ref is None:
+                continue
+            res = segment_cells(data[img.channel_index(ch_ref)], sp, getattr(cfg.segment, role), within=tissue,
+                                chunks=chunks, overlap_um=cfg.run.chunk_overlap_um, tmpdir=tmpdir, scheduler=sched)
+            labels[role] = res.labels
+            counts[role] = res.n_objects
+            objects.append(measure_objects(res.labels, spacing, intensities=chans, role=role,
+                                           sample_id=sample.sample_id, scheduler=sched))
+            if labels_dir is not None:
+                write_labels(os.path.join(labels_dir, f"{sample.sample_id}_{role}.tif"), res.labels, spacing,
+                             scheduler=sched)
+        if labels_dir is not None:
+            write_labels(os.path.join(labels_dir, f"{sample.sample_id}_tissue.tif"), tissue, spacing, scheduler=sched)
+        proj = tissue.any(axis=0) if three_d else tissue
+        tissue_area = float(proj.sum().compute(scheduler=sched)) * float(np.prod(sp[-2:])) * 1e-6
+    objects = pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(
+        columns=object_columns(3 if three_d else 2, img.channel_names))
+    log.warning("%s: %s voxels segmented chunk by chunk; colocalization and MSC-macrophage relations are not "
+                "computed for images this large (NaN in samples.csv)", sample.sample_id, "x".join(map(str, data.shape[1:])))
+    n_msc, n_mac = counts.get("msc", 0), counts.get("macrophage", 0)
+    row = {"sample_id": sample.sample_id, "animal": sample.animal, "group": sample.group, "time_h": sample.time_h,
+           "section": sample.section, "tissue_area_mm2": tissue_area, "n_msc": n_msc, "n_macrophage": n_mac,
+           "n_nuclei": counts.get("nuclei", 0),
+           "msc_per_mm2": n_msc / tissue_area if tissue_area > 0 else np.nan,
+           "macrophage_per_mm2": n_mac / tissue_area if tissue_area > 0 else np.nan,
+           "segmentation": "chunked"}
+    from ..pipeline import SAMPLE_COLUMNS
+
+    row = {**{c: np.nan for c in SAMPLE_COLUMNS}, **row}
+    row.update(sample.metadata)
+    return {"sample": row, "objects": objects, "interactions": pd.DataFrame(), "coloc": pd.DataFrame()}

@@ -1,0 +1,230 @@
+"""Chunked segmentation equals whole-image segmentation (np.array_equal, same label numbers)."""
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage as ndi
+
+from lungtrack.config import Config, RoleSegmentation
+from lungtrack.io import LungtrackInputError, read_image
+from lungtrack.measure import measure_objects
+from lungtrack.segment import blockwise as bw
+from lungtrack.segment import classic
+from lungtrack.synthetic import simulate_section
+
+CHUNKINGS_2D = [(7, 13), (1, 200), (200, 1), (16, 16), (33, 50), (64, 200)]
+
+
+def _random_mask(shape, frac, seed):
+    rng = np.random.default_rng(seed)
+    return ndi.gaussian_filter(rng.random(shape), 1.0) > frac
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS_2D)
+@pytest.mark.parametrize("connectivity", [1, 2])
+def test_label_2d_equals_scipy_bit_for_bit(chunks, connectivity):
+    m = _random_mask((64, 200), 0.52, seed=1)
+    st = ndi.generate_binary_structure(2, connectivity)
+    ref, nref = ndi.label(m, structure=st)
+    assert nref > 50  # many components cross chunk faces
+    lab, n = bw.label(da.from_array(m, chunks=chunks), structure=st)
+    out = lab.compute()
+    assert n == nref and out.dtype == ref.dtype and np.array_equal(out, ref)
+
+
+@pytest.mark.parametrize("chunks", [(3, 7, 13), (20, 1, 40), (5, 16, 16)])
+@pytest.mark.parametrize("connectivity", [1, 2, 3])
+def test_label_3d_equals_scipy_bit_for_bit(chunks, connectivity):
+    m = _random_mask((20, 32, 40), 0.53, seed=2)
+    st = ndi.generate_binary_structure(3, connectivity)
+    ref, nref = ndi.label(m, structure=st)
+    lab, n = bw.label(da.from_array(m, chunks=chunks), structure=st)
+    assert n == nref and np.array_equal(lab.compute(), ref)
+
+
+def test_label_corners_empty_blocks_and_empty_image():
+    # Two voxels meeting only at the corner where four 7 x 13 chunks meet: joined with full connectivity only.
+    m = np.zeros((28, 39), bool)
+    m[6, 12] = m[7, 13] = True
+    m[20, 25] = m[21, 25] = True  # a vertical pair across a face
+    for conn, n_expected in [(1, 3), (2, 2)]:
+        st = ndi.generate_binary_structure(2, conn)
+        lab, n = bw.label(da.from_array(m, chunks=(7, 13)), structure=st)
+        assert n == n_expected and np.array_equal(lab.compute(), ndi.label(m, st)[0])
+    lab, n = bw.label(da.zeros((30, 30), bool, chunks=7))
+    assert n == 0 and lab.compute().max() == 0
+
+
+@pytest.mark.parametrize("shape,chunks", [((60, 70), (7, 13)), ((6, 40, 50), (2, 9, 11))])
+def test_fill_holes_equals_scipy(shape, chunks):
+    m = _random_mask(shape, 0.45, seed=3)
+    ref = ndi.binary_fill_holes(m) if m.ndim == 2 else np.stack([ndi.binary_fill_holes(p) for p in m])
+    assert (ref != m).sum() > 10  # there are holes to fill
+    assert np.array_equal(bw.fill_holes(da.from_array(m, chunks=chunks)).compute(), ref)
+
+
+@pytest.mark.parametrize("spacing,chunks", [((1.0, 1.0), (31, 45)), ((0.5, 0.7), (100, 23)), ((2.0, 0.5, 0.5), (5, 60, 70))])
+def test_background_and_smoothing_are_bit_identical(spacing, chunks):
+    rng = np.random.default_rng(4)
+    shape = (12, 150, 170) if len(spacing) == 3 else (150, 170)
+    img = (rng.random(shape) * 1000).astype(np.uint16)
+    ref = classic.subtract_background(img, spacing, 20.0)
+    out = bw.subtract_background(da.from_array(img, chunks=chunks), spacing, 20.0).compute()
+    assert np.array_equal(out, ref)
+    sm = bw.smooth(da.from_array(ref, chunks=chunks), spacing, 1.5).compute()
+    assert np.array_equal(sm, ndi.gaussian_filter(ref, classic._sigma_px(1.5, spacing)))
+
+
+@pytest.mark.parametrize("method", ["otsu", "multiotsu", "yen"])
+@pytest.mark.parametrize("ratio", [0.0, 3.0])
+def test_global_threshold_equals_whole_image(method, ratio):
+    rng = np.random.default_rng(5)
+    img = rng.gamma(2.0, 10.0, (120, 90)).astype(np.float32)
+    img[30:50, 20:40] += 200
+    within = _random_mask(img.shape, 0.4, seed=6)
+    for w in (None, within):
+        ref = classic.threshold_value(img, method, within=w, min_signal_ratio=ratio)
+        got = bw.threshold_value(da.from_array(img, chunks=(17, 23)), method,
+                                 within=None if w is None else da.from_array(w, chunks=(17, 23)),
+                                 min_signal_ratio=ratio)
+        assert got == ref
+    with pytest.raises(NotImplementedError, match="otsu"):
+        bw.threshold_value(da.from_array(img), "li")
+
+
+def _section(shape=(384, 384), seed=1, **kw):
+    return simulate_section(shape=shape, n_msc=25, n_macrophage=30, seed=seed, **kw)
+
+
+@pytest.mark.parametrize("chunks,on_disk", [((96, 130), True), ((200, 200), False)])
+def test_segment_cells_2d_equals_whole_image(chunks, on_disk, tmp_path):
+    s = _section()
+    cfg = Config()
+    tissue = s.labels["tissue"] > 0
+    for role, name in [("msc", "GFP"), ("macrophage", "CD68"), ("nuclei", "DAPI")]:
+        params = getattr(cfg.segment, role)
+        ch = np.asarray(s.image[s.channel_names.index(name)])
+        ref = classic.segment_cells(ch, s.spacing_um[-2:], params, within=tissue)
+        res = bw.segment_cells(da.from_array(ch, chunks=chunks), s.spacing_um[-2:], params,
+                               within=da.from_array(tissue, chunks=chunks), tmpdir=tmp_path if on_disk else None)
+        assert res.n_objects == ref.max() > 5, role
+        assert np.array_equal(res.labels.compute(), ref), role
+
+
+def test_segment_cells_3d_anisotropic_equals_whole_image():
+    s = simulate_section(shape=(10, 128, 128), z_step_um=2.0, n_msc=6, n_macrophage=6, seed=5)
+    params = Config().segment.msc
+    ch = np.asarray(s.image[s.channel_names.index("GFP")])
+    ref = classic.segment_cells(ch, s.spacing_um, params)
+    res = bw.segment_cells(da.from_array(ch, chunks=(4, 50, 70)), s.spacing_um, params)
+    assert ref.max() >= 3 and np.array_equal(res.labels.compute(), ref)
+
+
+def test_components_larger_than_the_overlap_are_split_in_their_own_box(tmp_path):
+    """A 4-cell cluster spanning several chunks with a 10 um overlap: split on the driver, still exact."""
+    yy, xx = np.mgrid[:160, :200]
+    img = np.zeros((160, 200))
+    for cy, cx in [(80, 40), (80, 66), (80, 92), (80, 118)]:
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < 14 ** 2] = 500
+    img = ndi.gaussian_filter(img, 1.0) + 20
+    p = RoleSegmentation(min_diameter_um=5, max_diameter_um=40, min_signal_ratio=0, background_radius_um=40)
+    ref = classic.segment_cells(img, (1.0, 1.0), p)
+    for tmpdir in (None, tmp_path):  # in memory and on disk
+        res = bw.segment_cells(da.from_array(img, chunks=(40, 48)), (1.0, 1.0), p, overlap_um=10, tmpdir=tmpdir)
+        assert ref.max() == 4 and np.array_equal(res.labels.compute(), ref)
+
+
+def test_measure_from_partial_sums_equals_measure_objects():
+    s = _section(seed=3)
+    lab = classic.segment_cells(np.asarray(s.image[1]), (1.0, 1.0), Config().segment.msc)
+    chans = {n: np.asarray(s.image[i]) for i, n in enumerate(s.channel_names)}
+    ref = measure_objects(lab, s.spacing_um, intensities=chans, role="msc", sample_id="a")
+    got = bw.measure_objects(da.from_array(lab, chunks=(50, 70)), s.spacing_um,
+                             intensities={k: da.from_array(v, chunks=64) for k, v in chans.items()},
+                             role="msc", sample_id="a")
+    assert list(got.columns) == list(ref.columns) and len(got) == len(ref) > 5
+    pd.testing.assert_frame_equal(got, ref, rtol=1e-12, check_exact=False)
+    empty = bw.measure_objects(da.zeros((20, 20), np.int32, chunks=7), (1, 1, 1), intensities={"GFP": np.ones((20, 20))})
+    assert len(empty) == 0 and list(empty.columns) == list(ref.columns[:8]) + ["mean_intensity_GFP", "touches_border"]
+
+
+@pytest.mark.parametrize("suffix", [".ome.tif", ".zarr"])
+def test_labels_written_chunk_by_chunk_read_back_equal(tmp_path, suffix):
+    lab = (np.arange(300 * 260).reshape(300, 260) % 977).astype(np.int32)
+    path = tmp_path / f"lab{suffix}"
+    bw.write_labels(path, da.from_array(lab, chunks=(128, 100)), (1.0, 0.4, 0.4))
+    if suffix == ".zarr":
+        back = da.from_zarr(str(path)).compute()
+    else:
+        img = read_image(path)
+        assert img.spacing_um == (1.0, 0.4, 0.4)
+        back = img.data[0, 0, 0].compute()
+    assert back.dtype == np.uint32 and np.array_equal(back, lab)
+    stack = np.arange(3 * 40 * 50).reshape(3, 40, 50).astype(np.int32)
+    bw.write_labels(tmp_path / "s.ome.tif", da.from_array(stack, chunks=(2, 16, 50)), (2.0, 0.5, 0.5))
+    assert np.array_equal(read_image(tmp_path / "s.ome.tif").data[0, 0].compute(), stack)
+
+
+def test_bad_input_nan_no_signal_saturated():
+    p = Config().segment.msc
+    img = np.ones((80, 80), np.float32)
+    img[5, 5] = np.nan
+    with pytest.raises(LungtrackInputError, match="NaN"):
+        bw.segment_cells(da.from_array(img, chunks=40), (1.0, 1.0), p).labels.compute()
+    with pytest.raises(LungtrackInputError, match="NaN"):
+        classic.subtract_background(img, (1.0, 1.0), 40.0)
+    for value in (0, 65535):  # no signal, saturated: zero objects, and a table with every column
+        flat = np.full((80, 80), value, np.uint16)
+        res = bw.segment_cells(da.from_array(flat, chunks=40), (1.0, 1.0), p)
+        assert res.n_objects == 0 and res.labels.compute().max() == 0
+        t = bw.measure_objects(res.labels, (1, 1, 1), role="msc")
+        assert len(t) == 0 and "equivalent_diameter_um" in t.columns
+
+
+def test_distributed_local_cluster_gives_identical_labels():
+    distributed = pytest.importorskip("distributed")
+    s = _section(shape=(256, 256), seed=4)
+    params = Config().segment.macrophage
+    ch = np.asarray(s.image[2])
+    ref = classic.segment_cells(ch, (1.0, 1.0), params)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
+            distributed.Client(c) as client:
+        res = bw.segment_cells(da.from_array(ch, chunks=(100, 90)), (1.0, 1.0), params, scheduler=client.get)
+        out = res.labels.compute(scheduler=client.get)
+    assert ref.max() > 5 and np.array_equal(out, ref)
+
+
+def test_analyze_chunked_on_a_local_cluster_equals_whole_image_segmentation(tmp_path):
+    """`lungtrack analyze --chunk-all --workers 2`: label TIFFs equal classic.segment_cells with the same tissue mask."""
+    import contextlib
+    import io
+
+    from lungtrack.cli import main
+    from lungtrack.synthetic import simulate_experiment
+
+    exp = tmp_path / "exp"
+    simulate_experiment(exp, groups={"BM": 8.0}, time_h=(2.0, 24.0), n_animals=1, shape=(224, 224), seed=3)
+    out = tmp_path / "res"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(["analyze", str(exp), "--config", str(exp / "config.yaml"), "--out", str(out), "--chunk-all",
+                     "--chunk-size", "96", "--workers", "2"])
+    assert code == 0
+    samples = pd.read_csv(out / "samples.csv")
+    objects = pd.read_parquet(out / "objects.parquet")
+    cfg = Config.from_yaml(exp / "config.yaml")
+    for _, row in samples.iterrows():
+        src = read_image(row["path"] if "path" in row else next((exp / "images").glob(f"{row.sample_id}*")))
+        data = src.data[0, :, 0].compute()
+        sp = src.spacing_um[1:]
+        tissue = classic.tissue_mask(data.astype(np.float32), sp, cfg.segment.tissue)
+        for role in ("msc", "macrophage"):
+            ref = classic.segment_cells(data[src.channel_index(getattr(cfg.channels, role))], sp,
+                                        getattr(cfg.segment, role), within=tissue)
+            lab = read_image(out / "labels" / f"{row.sample_id}_{role}.tif").data[0, 0, 0].compute()
+            assert np.array_equal(lab, ref), (row.sample_id, role)
+            assert row[f"n_{role}"] == ref.max() == (objects[(objects.sample_id == row.sample_id)
+                                                            & (objects.role == role)]).shape[0]
+        assert row["tissue_area_mm2"] == pytest.approx(tissue.sum() * np.prod(sp) * 1e-6)
+    assert samples["n_msc"].iloc[0] > samples["n_msc"].iloc[-1] > 0  # MSCs disappear over time
