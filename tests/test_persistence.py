@@ -12,7 +12,13 @@ import pytest
 from scipy import optimize
 
 from lungtrack import persistence
-from lungtrack.persistence import FIT_COLUMNS, PERSISTENCE_COLUMNS, animal_table, fit_decay, persistence_table
+from lungtrack.persistence import (
+    FIT_COLUMNS,
+    PERSISTENCE_COLUMNS,
+    animal_table,
+    fit_decay,
+    persistence_table,
+)
 
 LN2 = math.log(2.0)
 HALF_LIVES = {"BM": 8.0, "UC": 20.0}
@@ -79,6 +85,29 @@ def profile_ls_half_life(t, y, sigma=None):
     res = optimize.minimize_scalar(ssr, bounds=(math.log(1e-4), math.log(10.0)), method="bounded",
                                    options={"xatol": 1e-12})
     return LN2 / math.exp(res.x)
+
+
+def plain_curve_fit_half_life(samples, group):
+    """The one-phase fit written out with plain scipy: curve_fit on animal densities, reweighted to convergence.
+
+    Variance of an animal density mu / area + alpha mu^2, alpha by moments (as documented in fit_decay).
+    """
+    animals = persistence._pool(samples[samples["group"] == group], "msc_per_mm2", ("group",))
+    t, y, area = (animals[c].to_numpy(float) for c in ("time_h", "msc_per_mm2", "tissue_area_mm2"))
+    t0 = t.min()
+
+    def model(x, a, k):
+        return a * np.exp(-k * (x - t0))
+
+    p, alpha = np.array([y[t == t0].mean(), 0.05]), 0.0
+    for _ in range(300):
+        mu = model(t, *p)
+        p, _ = optimize.curve_fit(model, t, y, p0=p, sigma=np.sqrt(mu / area + alpha * mu ** 2),
+                                  bounds=([0, -np.inf], np.inf), method="trf", x_scale="jac", ftol=1e-14,
+                                  xtol=1e-14, gtol=1e-14)
+        mu = model(t, *p)
+        alpha = max(0.0, np.sum(((y - mu) ** 2 - mu / area) / mu ** 2) / (len(y) - 2))
+    return LN2 / p[1]
 
 
 # --------------------------------------------------------------------------- animal table
@@ -167,20 +196,30 @@ def test_bootstrap_is_seeded():
     b = persistence_table(samples, bootstrap=200, seed=3)
     c = persistence_table(samples, bootstrap=200, seed=4)
     pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a, c)  # the default Fieller interval uses no random numbers
     late = a["time_h"] > TIMES[0]
-    assert not np.allclose(a.loc[late, "ci_low"], c.loc[late, "ci_low"])
-    fa = fit_decay(samples, bootstrap=100, seed=3)
-    fb = fit_decay(samples, bootstrap=100, seed=3)
-    fc = fit_decay(samples, bootstrap=100, seed=4)
-    pd.testing.assert_frame_equal(fa, fb)
-    assert not np.allclose(fa["ci_low_h"], fc["ci_low_h"])
-    assert np.allclose(fa["half_life_h"], fc["half_life_h"])  # the estimate itself does not depend on the seed
+    ba = persistence_table(samples, bootstrap=200, seed=3, interval="bootstrap")
+    bb = persistence_table(samples, bootstrap=200, seed=3, interval="bootstrap")
+    bc = persistence_table(samples, bootstrap=200, seed=4, interval="bootstrap")
+    pd.testing.assert_frame_equal(ba, bb)
+    assert not np.allclose(ba.loc[late, "ci_low"], bc.loc[late, "ci_low"])
+    noisy = noisy_samples()
+    ca = persistence.compare_half_lives(noisy, bootstrap=100, seed=3)
+    cb = persistence.compare_half_lives(noisy, bootstrap=100, seed=3)
+    cc = persistence.compare_half_lives(noisy, bootstrap=100, seed=4)
+    # the half-life comparison is analytic (MOVER from each group's t-interval): no random numbers
+    pd.testing.assert_frame_equal(ca, cb)
+    pd.testing.assert_frame_equal(ca, cc)
+    assert np.isfinite(ca["ci_low_h"]).all() and (ca["ci_low_h"] < ca["difference_h"]).all()
 
 
 def test_bootstrap_of_a_group_does_not_depend_on_other_groups():
     samples = make_samples()
     both = persistence_table(samples, bootstrap=100, seed=5)
     bm_only = persistence_table(samples[samples["group"] == "BM"], bootstrap=100, seed=5)
+    pd.testing.assert_frame_equal(both[both["group"] == "BM"].reset_index(drop=True), bm_only)
+    both = persistence_table(samples, bootstrap=100, seed=5, interval="bootstrap")
+    bm_only = persistence_table(samples[samples["group"] == "BM"], bootstrap=100, seed=5, interval="bootstrap")
     pd.testing.assert_frame_equal(both[both["group"] == "BM"].reset_index(drop=True), bm_only)
 
 
@@ -190,7 +229,8 @@ def test_bootstrap_zero_gives_nan_ci():
     assert out["ci_low"].isna().all() and out["ci_high"].isna().all()
     fit = fit_decay(samples, bootstrap=0)
     assert fit["ci_low_h"].isna().all() and fit["ci_high_h"].isna().all()
-    assert np.allclose(fit["half_life_h"], fit["group"].map(HALF_LIVES), rtol=1e-6)
+    one = fit[fit["model"] != "two_phase"]
+    assert np.allclose(one["half_life_h"], one["group"].map(HALF_LIVES), rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- decay fits
@@ -198,7 +238,10 @@ def test_fit_noise_free_recovers_half_life_both_models():
     samples = make_samples()
     fit = fit_decay(samples, bootstrap=200, seed=0)
     assert list(fit.columns) == list(FIT_COLUMNS)
-    assert list(zip(fit["group"], fit["model"])) == [(g, m) for g in ("BM", "UC") for m in ("exponential", "log_linear")]
+    models = ("exponential", "two_phase", "log_linear")
+    assert list(zip(fit["group"], fit["model"])) == [(g, m) for g in ("BM", "UC") for m in models]
+    assert fit.loc[fit["model"] == "two_phase", "half_life_h"].isna().all()  # 4 time points: not attempted
+    assert fit.loc[fit["model"] == "two_phase", "note"].str.contains(">= 5 time points").all()
     log_f = [math.log(f) for f in FACTORS]
     for group, hl in HALF_LIVES.items():
         k = LN2 / hl
@@ -208,10 +251,11 @@ def test_fit_noise_free_recovers_half_life_both_models():
             assert r["ci_low_h"] <= hl <= r["ci_high_h"]
             assert r["ci_low_h"] < r["ci_high_h"]
             assert (r["n_animals"], r["n_timepoints"], r["n_zero_excluded"]) == (12, 4, 0)
-        # exponential is fitted to time-point means: N0 = n0 * mean(f); log-linear to logs: n0 * geometric mean(f)
+        # exponential: weights equal within a time point -> fits the means, N0 = n0 * mean(f);
+        # log-linear fits logs: n0 * geometric mean(f)
         assert exp_row["n0_per_mm2"] == pytest.approx(N0 * statistics.mean(FACTORS), rel=1e-6)
         assert log_row["n0_per_mm2"] == pytest.approx(N0 * math.exp(statistics.mean(log_f)), rel=1e-6)
-        assert exp_row["r2"] == pytest.approx(1.0, abs=1e-9)
+        assert exp_row["selected"] and not log_row["selected"]
         # log-linear residuals are the centred log animal factors
         ss_res = len(TIMES) * sum((x - statistics.mean(log_f)) ** 2 for x in log_f)
         ss_tot = ss_res + len(FACTORS) * sum((k * (t - statistics.mean(TIMES))) ** 2 for t in TIMES)
@@ -220,25 +264,40 @@ def test_fit_noise_free_recovers_half_life_both_models():
 
 def test_fit_with_poisson_noise_is_within_25_percent():
     fit = fit_decay(noisy_samples(), bootstrap=100, seed=0)
-    for _, r in fit.iterrows():
+    for _, r in fit[fit["model"] != "two_phase"].iterrows():
         truth = HALF_LIVES[r["group"]]
         assert abs(r["half_life_h"] / truth - 1) < 0.25, (r["group"], r["model"], r["half_life_h"])
         assert (r["n_animals"], r["n_timepoints"]) == (20, 4)
 
 
-def test_exponential_fit_is_sem_weighted_least_squares():
+def test_exponential_fit_equals_plain_curve_fit():
     samples = noisy_samples(seed=11)
-    table = persistence_table(samples, bootstrap=0)
     fit = fit_decay(samples, bootstrap=0)
+    table = persistence_table(samples, bootstrap=0)
     for group in HALF_LIVES:
+        ours = row(fit, group=group, model="exponential")["half_life_h"]
+        assert ours == pytest.approx(plain_curve_fit_half_life(samples, group), rel=1e-6)
         g = table[table["group"] == group]
-        weighted = profile_ls_half_life(g["time_h"], g["msc_per_mm2_mean"], g["msc_per_mm2_sem"])
-        unweighted = profile_ls_half_life(g["time_h"], g["msc_per_mm2_mean"])
-        assert abs(weighted / unweighted - 1) > 1e-3  # the weights matter for these data
-        assert row(fit, group=group, model="exponential")["half_life_h"] == pytest.approx(weighted, rel=1e-6)
+        sem_weighted = profile_ls_half_life(g["time_h"], g["msc_per_mm2_mean"], g["msc_per_mm2_sem"])
+        assert abs(ours / sem_weighted - 1) > 1e-3  # the weighting matters for these data
         animals = animal_table(samples[samples["group"] == group])
         slope, _ = np.polyfit(animals["time_h"], np.log(animals["msc_per_mm2"]), 1)
         assert row(fit, group=group, model="log_linear")["half_life_h"] == pytest.approx(-LN2 / slope, rel=1e-9)
+
+
+def test_without_counts_the_fit_is_relative_weighted_curve_fit():
+    """Densities only (no counts/areas): weights 1 / fitted^2 (constant CV); a fixed point of curve_fit."""
+    samples = noisy_samples(seed=3).drop(columns=["n_msc"])
+    fit = fit_decay(samples, bootstrap=0)
+    for group in HALF_LIVES:
+        r = row(fit, group=group, model="exponential")
+        a = animal_table(samples[samples["group"] == group])
+        t, y = a["time_h"].to_numpy(float), a["msc_per_mm2"].to_numpy(float)
+        k, n0 = LN2 / r["half_life_h"], r["n0_per_mm2"]
+        (n0_cf, k_cf), _ = optimize.curve_fit(lambda x, n, kk: n * np.exp(-kk * x), t, y, p0=(n0, k),
+                                              sigma=n0 * np.exp(-k * t), ftol=1e-14, xtol=1e-14, gtol=1e-14)
+        assert (n0_cf, k_cf) == pytest.approx((n0, k), rel=1e-6)
+        assert "constant CV" in r["ci_method"]
 
 
 # --------------------------------------------------------------------------- edge cases
@@ -276,15 +335,22 @@ def test_group_with_one_animal(caplog):
     assert any("'AT'" in rec.getMessage() and rec.levelno == logging.WARNING for rec in caplog.records)
 
 
-def test_one_animal_per_time_point_fits_without_ci():
+def test_one_animal_per_time_point_pools_the_variance_across_time_points():
     samples = make_samples(half_lives={"AT": 12.0}, factors=(1.0,))
     out = persistence_table(samples, bootstrap=50)
     assert out["msc_per_mm2_sem"].isna().all() and out["ci_low"].isna().all()
     assert out["fraction_remaining"].tolist() == pytest.approx([2 ** (-(t - 2) / 12) for t in TIMES], rel=1e-12)
-    fit = fit_decay(samples, bootstrap=50)  # SEM NaN -> unweighted exponential fit
-    assert fit["half_life_h"].tolist() == pytest.approx([12.0, 12.0], rel=1e-6)
-    assert fit["ci_low_h"].isna().all() and fit["ci_high_h"].isna().all()
-    assert fit["n_animals"].tolist() == [4, 4]
+    fit = fit_decay(samples, bootstrap=50).set_index("model")
+    for model in ("exponential", "log_linear"):
+        r = fit.loc[model]
+        assert r["half_life_h"] == pytest.approx(12.0, rel=1e-6)
+        assert r["n_animals"] == 4 and r["df"] == 2  # 4 animals - 2 parameters
+        assert r["ci_low_h"] <= 12.0 <= r["ci_high_h"]
+    # noise-free log densities: zero residual variance, a zero-width CI on the log scale
+    assert fit.loc["log_linear", "ci_high_h"] == pytest.approx(12.0, rel=1e-6)
+    # counts: at least Poisson noise (dispersion floored at 1), so the CI has a width
+    assert fit.loc["exponential", "dispersion"] == 1.0
+    assert fit.loc["exponential", "ci_high_h"] > 12.1
 
 
 def _zero_out(samples, group, times):
@@ -306,9 +372,8 @@ def test_time_point_with_zero_msc_everywhere():
     assert lin["half_life_h"] == pytest.approx(8.0, rel=1e-6)  # the remaining points are exact
     assert (lin["n_zero_excluded"], lin["n_timepoints"], lin["n_animals"]) == (3, 3, 9)
     exp_row = row(fit, group="BM", model="exponential")
-    # SEM 0 at 48 h -> unweighted fit of the means, which the zero pulls below the truth
-    means = out.loc[out["group"] == "BM", "msc_per_mm2_mean"]
-    assert exp_row["half_life_h"] == pytest.approx(profile_ls_half_life(TIMES, means), rel=1e-6)
+    # the zeros (62 cells expected) enter the exponential fit and pull it below the truth
+    assert exp_row["half_life_h"] == pytest.approx(plain_curve_fit_half_life(samples, "BM"), rel=1e-6)
     assert exp_row["half_life_h"] < 8.0
     assert (exp_row["n_zero_excluded"], exp_row["n_timepoints"]) == (0, 4)
     assert row(fit, group="UC", model="exponential")["half_life_h"] == pytest.approx(20.0, rel=1e-6)
@@ -321,9 +386,9 @@ def test_all_zero_late_time_points():
     assert lin["half_life_h"] == pytest.approx(20.0, rel=1e-6)  # from 2 h and 6 h only
     assert lin["ci_low_h"] <= 20.0 <= lin["ci_high_h"]
     assert (lin["n_zero_excluded"], lin["n_timepoints"], lin["n_animals"]) == (6, 2, 6)
-    means = persistence_table(samples, bootstrap=0).query("group == 'UC'")["msc_per_mm2_mean"]
     exp_row = row(fit, group="UC", model="exponential")
-    assert exp_row["half_life_h"] == pytest.approx(profile_ls_half_life(TIMES, means), rel=1e-6)
+    assert exp_row["half_life_h"] == pytest.approx(plain_curve_fit_half_life(samples, "UC"), rel=1e-6)
+    assert exp_row["ci_low_h"] <= exp_row["half_life_h"] <= exp_row["ci_high_h"]
 
 
 def test_only_earliest_time_point_positive_gives_nan(caplog):
@@ -334,8 +399,9 @@ def test_only_earliest_time_point_positive_gives_nan(caplog):
         fit = fit_decay(samples, bootstrap=50)
     uc = fit[fit["group"] == "UC"]
     assert uc["half_life_h"].isna().all() and uc["n0_per_mm2"].isna().all() and uc["r2"].isna().all()
-    assert uc["n_zero_excluded"].tolist() == [0, 9]
-    assert uc["n_timepoints"].tolist() == [4, 1]
+    assert uc["n_zero_excluded"].tolist() == [0, 0, 9]
+    assert uc["n_timepoints"].tolist() == [4, 4, 1]
+    assert uc["note"].iloc[0].startswith("fewer than 2 time points with mean density > 0")
     assert len(caplog.records) >= 2
     assert row(fit, group="BM", model="exponential")["half_life_h"] == pytest.approx(8.0, rel=1e-6)
 
