@@ -646,3 +646,290 @@ def simulate_experiment(
         "channels:\n  nuclei: DAPI\n  msc: GFP\n  macrophage: CD68\n"
     )
     return man
+
+
+# --- Time-lapse with exact ground-truth tracks (lungtrack.track) ---------------------------------
+
+TIMELAPSE_CHANNELS = ["GFP", "CD68"]
+#: MSC fates cycled over the simulated MSCs (see `simulate_timelapse`).
+TIMELAPSE_FATES = ("engulfed", "fragmented", "contact_censored", "censored", "engulfed", "disappeared")
+
+
+@dataclass
+class SyntheticTimelapse:
+    """A simulated live lung-slice movie with its exact truth.
+
+    Attributes
+    ----------
+    image : ndarray
+        (T, C, Y, X) uint16, channels `TIMELAPSE_CHANNELS` (MSC label GFP, macrophage CD68).
+    spacing_um : tuple of float
+        (y, x) pixel size in um.
+    frame_interval_min : float
+        Time between frames in minutes.
+    labels : dict of ndarray
+        (T, Y, X) int32 truth per frame: ``msc`` (intact MSC bodies), ``macrophage``,
+        ``msc_puncta`` (fragments of dying MSCs, inside macrophages once engulfed). Label
+        values are the truth track ids (MSCs 1..n_msc, macrophages after them).
+    tracks : DataFrame
+        One row per object and frame: track_id, role, frame, t_min, y_um, x_um.
+    mscs : DataFrame
+        One row per MSC: track_id, y_um, x_um, diameter_um, fate, last_intact_frame,
+        fragment_frame, engulfed_by, engulf_frame (-1 where it does not apply).
+    contacts : DataFrame
+        One row per MSC-macrophage contact: msc_track_id, macrophage_track_id,
+        onset_frame, end_frame, engulfment.
+    """
+
+    image: np.ndarray
+    spacing_um: tuple[float, float]
+    frame_interval_min: float
+    labels: dict
+    tracks: pd.DataFrame
+    mscs: pd.DataFrame
+    contacts: pd.DataFrame
+    channel_names: list = field(default_factory=lambda: list(TIMELAPSE_CHANNELS))
+
+
+def _disk(shape, center, radius):
+    yy, xx = np.ogrid[:shape[0], :shape[1]]
+    return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius ** 2
+
+
+def simulate_timelapse(shape=(192, 192), *, n_frames: int = 24, frame_interval_min: float = 10.0,
+                       pixel_size_um: float = 1.0, n_msc: int = 6, n_walkers: int = 4,
+                       msc_diameter_um: float = 20.0, macrophage_diameter_um: float = 12.0,
+                       speed_um_per_frame: float = 4.0, noise: float = 30.0, clearance_um: float = 8.0,
+                       seed: int = 0, max_tries: int = 200) -> SyntheticTimelapse:
+    """Simulate a live lung-slice movie: static MSCs that fragment and vanish, crawling macrophages.
+
+    MSC ``i`` gets the fate ``TIMELAPSE_FATES[i % 6]``: *engulfed* (a macrophage crawls to
+    it, touches it, the MSC fragments into puncta that the macrophage then carries
+    away), *fragmented* (puncta without a macrophage, gone 3 frames later),
+    *contact_censored* (touched, survives to the end), *censored* (never touched) and
+    *disappeared* (vanishes in one frame without puncta). ``n_walkers`` more
+    macrophages wander at random and keep ``clearance_um`` from everything else (no
+    contacts), so the contact truth is exact by construction; a small clearance and a
+    high speed make linking harder. Truth lies in the returned tables;
+    positions are in um from the image corner (pixel centres at index x spacing).
+
+    Examples
+    --------
+    >>> tl = simulate_timelapse(seed=0)
+    >>> tl.image.shape, tl.frame_interval_min
+    ((24, 2, 192, 192), 10.0)
+    >>> tl.mscs.fate.tolist()
+    ['engulfed', 'fragmented', 'contact_censored', 'censored', 'engulfed', 'disappeared']
+    >>> int(tl.contacts.engulfment.sum())
+    2
+    """
+    if n_frames < 16:
+        raise ValueError(f"n_frames={n_frames}: the simulated MSC fates need at least 16 frames")
+    rng = np.random.default_rng(seed)
+    for _ in range(max_tries):
+        plan = _plan_timelapse(rng, shape, n_frames, pixel_size_um, n_msc, n_walkers, msc_diameter_um / 2,
+                               macrophage_diameter_um / 2, speed_um_per_frame, clearance_um)
+        if plan is not None:
+            break
+    else:
+        raise ValueError(f"could not place {n_msc} MSCs and {n_walkers} wandering macrophages without collisions in "
+                         f"{shape} pixels after {max_tries} tries; use a larger shape or fewer cells")
+    mscs, mac_paths, puncta = plan
+    return _render_timelapse(rng, shape, n_frames, frame_interval_min, pixel_size_um, mscs, mac_paths, puncta,
+                             msc_diameter_um / 2, macrophage_diameter_um / 2, noise)
+
+
+def _plan_timelapse(rng, shape, T, px, n_msc, n_walkers, r_msc, r_mac, v, gap=8.0):
+    """Positions (um) of every cell in every frame; None when a random draw collides."""
+    size = np.array(shape, float) * px
+    margin = r_msc + 3 * r_mac
+    centres = []
+    for _ in range(500):
+        c = rng.uniform(margin, size - margin)
+        if all(np.hypot(*(c - o)) > 2 * r_msc + 6 * r_mac for o in centres):
+            centres.append(c)
+        if len(centres) == n_msc:
+            break
+    if len(centres) < n_msc:
+        return None
+    touch = r_msc + r_mac - 1.0  # centre distance of a touching pair: surfaces overlap by 1 um
+    v_walk, v = v, min(v, 4.0)  # recruited macrophages crawl at most 4 um per frame (their path fits the field)
+    mscs, mac_paths, puncta, owners = [], [], {}, []
+    for i, c in enumerate(centres):
+        fate = TIMELAPSE_FATES[i % len(TIMELAPSE_FATES)]
+        last = T - 1
+        frag = -1
+        if fate in ("engulfed", "fragmented", "disappeared"):
+            last = int(rng.integers(T // 3, T - 8))
+            frag = last + 1 if fate != "disappeared" else -1
+        row = dict(track_id=i + 1, y_um=c[0], x_um=c[1], diameter_um=2 * r_msc, fate=fate, last_intact_frame=last,
+                   fragment_frame=frag, engulfed_by=-1, engulf_frame=-1, contact_onset=-1, contact_end=-1)
+        # Four puncta on a ring (half the MSC radius), far enough apart to stay separate after blur.
+        a = rng.uniform(0, 2 * np.pi) + np.arange(4) * np.pi / 2
+        offs = 0.4 * r_msc * np.stack([np.sin(a), np.cos(a)], axis=1)
+        if fate in ("engulfed", "contact_censored"):
+            onset = int(rng.integers(6, 9)) if fate == "contact_censored" else max(3, last - int(rng.integers(3, 6)))
+            end = last if fate == "engulfed" else min(onset + 4, T - 5)
+            ang = rng.uniform(0, 2 * np.pi)
+            u = np.array([np.sin(ang), np.cos(ang)])
+            path = np.empty((T, 2))
+            for t in range(T):
+                if t <= onset:
+                    path[t] = c + u * (touch + v * (onset - t))
+                elif t <= end + (fate == "engulfed"):  # touching; still there when the MSC fragments
+                    path[t] = c + u * touch
+                elif fate == "engulfed" and t <= end + 3:  # moves onto the debris
+                    path[t] = c + u * (touch - v * (t - end - 1))
+                else:  # leaves the way it came
+                    base = c + u * ((touch - 2 * v) if fate == "engulfed" else touch)
+                    k = t - (end + 3 if fate == "engulfed" else end)
+                    path[t] = base + u * v * k
+            row.update(contact_onset=onset, contact_end=end)
+            if fate == "engulfed":
+                row.update(engulfed_by=len(mac_paths), engulf_frame=last + 2)
+                for t in range(frag, min(frag + 6, T)):
+                    if t == frag:
+                        puncta[(i + 1, t)] = c + offs
+                    else:  # inside the macrophage
+                        puncta[(i + 1, t)] = path[t] + offs * (0.5 * r_mac / r_msc)
+            mac_paths.append(path)
+            owners.append(i)
+        elif fate == "fragmented":
+            for t in range(frag, min(frag + 3, T)):
+                puncta[(i + 1, t)] = c + offs
+        mscs.append(row)
+    cen = np.array(centres)
+    # Recruited macrophages must stay inside the image and clear of other cells.
+    for j, p in enumerate(mac_paths):
+        if np.any(p < r_mac + 2) or np.any(p > size - r_mac - 2):
+            return None
+        for k, q in enumerate(mac_paths[:j]):
+            if np.min(np.hypot(*(p - q).T)) < 2 * r_mac + 6:
+                return None
+        d = np.hypot(p[:, None, 0] - cen[None, :, 0], p[:, None, 1] - cen[None, :, 1])
+        for m in range(len(cen)):
+            if m != owners[j] and np.min(d[:, m]) < r_msc + r_mac + 8:
+                return None
+    # Wandering macrophages: persistent random walk, every step kept clear of all other cells.
+    for _ in range(n_walkers):
+        for _attempt in range(50):
+            start = rng.uniform(r_mac + 4, size - r_mac - 4)
+            if _clear(start, 0, cen, mac_paths, r_msc, r_mac, gap):
+                break
+        else:
+            return None
+        path = [start]
+        heading = rng.uniform(0, 2 * np.pi)
+        for t in range(1, T):
+            for _attempt in range(40):
+                h = heading + rng.normal(0, 0.6)
+                step = path[-1] + v_walk * np.array([np.sin(h), np.cos(h)])
+                inside = np.all(step > r_mac + 2) and np.all(step < size - r_mac - 2)
+                if inside and _clear(step, t, cen, mac_paths, r_msc, r_mac, gap):
+                    heading = h
+                    break
+                heading = rng.uniform(0, 2 * np.pi)
+            else:
+                step = path[-1]
+                if not _clear(step, t, cen, mac_paths, r_msc, r_mac, gap):
+                    return None
+            path.append(step)
+        mac_paths.append(np.array(path))
+    return mscs, mac_paths, puncta
+
+
+def _clear(p, t, cen, mac_paths, r_msc, r_mac, gap_um=8.0):
+    """True when a macrophage at ``p`` in frame ``t`` keeps ``gap_um`` from every MSC and macrophage."""
+    if len(cen) and np.min(np.hypot(*(cen - p).T)) < r_msc + r_mac + gap_um:
+        return False
+    return all(np.hypot(*(q[t] - p)) >= 2 * r_mac + gap_um for q in mac_paths)
+
+
+def _render_timelapse(rng, shape, T, dt_min, px, mscs, mac_paths, puncta, r_msc, r_mac, noise):
+    n_msc = len(mscs)
+    lab = {k: np.zeros((T,) + tuple(shape), np.int32) for k in ("msc", "macrophage", "msc_puncta")}
+    img = np.zeros((T, 2) + tuple(shape), np.float32)
+    rows = []
+    r_punct = 1.6
+    for t in range(T):
+        for m in mscs:
+            if t <= m["last_intact_frame"]:
+                c = np.array([m["y_um"], m["x_um"]]) / px
+                lab["msc"][t][_disk(shape, c, r_msc / px)] = m["track_id"]
+                rows.append(dict(track_id=m["track_id"], role="msc", frame=t, y_um=m["y_um"], x_um=m["x_um"]))
+        for j, p in enumerate(mac_paths):
+            tid = n_msc + j + 1
+            lab["macrophage"][t][_disk(shape, p[t] / px, r_mac / px)] = tid
+            rows.append(dict(track_id=tid, role="macrophage", frame=t, y_um=p[t][0], x_um=p[t][1]))
+        for (tid, tt), pts in puncta.items():
+            if tt == t:
+                for q in pts:
+                    lab["msc_puncta"][t][_disk(shape, q / px, r_punct / px)] = tid
+        gfp = 1400.0 * (lab["msc"][t] > 0) + 1400.0 * (lab["msc_puncta"][t] > 0)
+        cd68 = 1000.0 * (lab["macrophage"][t] > 0)
+        sigma = 0.8 / px
+        img[t, 0] = 150 + ndi.gaussian_filter(gfp, sigma)
+        img[t, 1] = 120 + ndi.gaussian_filter(cd68, sigma)
+    img += rng.normal(0, noise, img.shape).astype(np.float32)
+    image = np.clip(np.rint(img), 0, 65535).astype(np.uint16)
+    tracks = pd.DataFrame(rows, columns=["track_id", "role", "frame", "y_um", "x_um"])
+    tracks.insert(3, "t_min", tracks["frame"] * float(dt_min))
+    tracks = tracks.sort_values(["track_id", "frame"], ignore_index=True)
+    m = pd.DataFrame(mscs)
+    m["engulfed_by"] = np.where(m["engulfed_by"] >= 0, m["engulfed_by"] + n_msc + 1, -1)
+    contacts = []
+    for r in m.itertuples():
+        if r.contact_onset >= 0:
+            mac = r.engulfed_by if r.engulfed_by > 0 else _contact_partner(r, mac_paths, n_msc, r_msc, r_mac)
+            contacts.append(dict(msc_track_id=r.track_id, macrophage_track_id=int(mac), onset_frame=int(r.contact_onset),
+                                 end_frame=int(r.contact_end), engulfment=bool(r.fate == "engulfed")))
+    contacts = pd.DataFrame(contacts, columns=["msc_track_id", "macrophage_track_id", "onset_frame", "end_frame",
+                                               "engulfment"])
+    m = m.drop(columns=["contact_onset", "contact_end"])
+    return SyntheticTimelapse(image=image, spacing_um=(float(px), float(px)), frame_interval_min=float(dt_min),
+                              labels=lab, tracks=tracks, mscs=m, contacts=contacts)
+
+
+def _contact_partner(r, mac_paths, n_msc, r_msc, r_mac):
+    c = np.array([r.y_um, r.x_um])
+    d = [np.hypot(*(p[r.contact_onset] - c)) for p in mac_paths]
+    return n_msc + int(np.argmin(d)) + 1
+
+
+def save_timelapse(path, tl: SyntheticTimelapse) -> None:
+    """Write a `SyntheticTimelapse` as OME-TIFF (TCYX) with pixel size and frame interval (TimeIncrement, s)."""
+    import tifffile
+
+    px = tl.spacing_um
+    meta = {"axes": "TCYX", "PhysicalSizeX": px[1], "PhysicalSizeXUnit": "µm", "PhysicalSizeY": px[0],
+            "PhysicalSizeYUnit": "µm", "TimeIncrement": tl.frame_interval_min * 60.0, "TimeIncrementUnit": "s",
+            "Channel": {"Name": list(tl.channel_names)}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(path, tl.image, ome=True, metadata=meta, compression="zlib", photometric="minisblack",
+                     resolution=(1.0 / px[1], 1.0 / px[0]), resolutionunit="MICROMETER")
+
+
+def write_timelapse_sample(folder, *, seed: int = 0, **kwargs) -> Path:
+    """Write a simulated movie with its truth: ``timelapse.ome.tif``, ``config.yaml`` and ``truth/``.
+
+    ``truth/`` holds ``tracks.csv``, ``mscs.csv``, ``contacts.csv`` and the label movies
+    ``msc.tif``, ``macrophage.tif`` (T, Y, X; label = truth track id). Returns the movie's path.
+    """
+    import tifffile
+
+    folder = Path(folder)
+    tl = simulate_timelapse(seed=seed, **kwargs)
+    movie = folder / "timelapse.ome.tif"
+    save_timelapse(movie, tl)
+    truth = folder / "truth"
+    truth.mkdir(parents=True, exist_ok=True)
+    tl.tracks.to_csv(truth / "tracks.csv", index=False)
+    tl.mscs.to_csv(truth / "mscs.csv", index=False)
+    tl.contacts.to_csv(truth / "contacts.csv", index=False)
+    for role in ("msc", "macrophage"):
+        tifffile.imwrite(truth / f"{role}.tif", tl.labels[role].astype(np.uint16), compression="zlib")
+    (folder / "config.yaml").write_text(
+        "# Channel mapping of the simulated time-lapse (GFP-labelled MSCs, CD68 macrophages; no nuclei).\n"
+        "channels:\n  nuclei: null\n  msc: GFP\n  macrophage: CD68\n"
+    )
+    return movie
