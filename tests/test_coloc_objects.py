@@ -8,7 +8,11 @@ import pandas as pd
 import pytest
 
 from lungtrack import coloc_objects
-from lungtrack.coloc_objects import msc_in_macrophage, object_coloc_summary, overlap_pairs
+from lungtrack.coloc_objects import (
+    msc_in_macrophage,
+    object_coloc_summary,
+    overlap_pairs,
+)
 
 SPACING = (2.0, 0.5, 0.25)  # voxel = 0.25 um3
 

@@ -6,8 +6,15 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgb
 
-from lungtrack.overlay import (ROLE_COLORS, add_scale_bar, composite, image_panel, nice_length_um, outlines,
-                               representative_sample)
+from lungtrack.overlay import (
+    ROLE_COLORS,
+    add_scale_bar,
+    composite,
+    image_panel,
+    nice_length_um,
+    outlines,
+    representative_sample,
+)
 from lungtrack.synthetic import simulate_section
 
 

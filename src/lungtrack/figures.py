@@ -9,13 +9,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import matplotlib as mpl
+import numpy as np
 from matplotlib import ticker
 from matplotlib.figure import Figure
 from matplotlib.legend_handler import HandlerTuple
 
-__all__ = ["persistence_figure", "save_figure", "PALETTE"]
+__all__ = ["persistence_figure", "superplot", "recruitment_figure", "save_figure", "PALETTE"]
 
 #: Okabe-Ito colours (distinguishable with colour-vision deficiency), in group order.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
@@ -54,7 +54,7 @@ def _half_life_label(group, row):
     return text
 
 
-def persistence_figure(persistence, fit, animals=None, *, log_scale=False, value="msc_per_mm2"):
+def persistence_figure(persistence, fit, animals=None, *, log_scale=False, value="msc_per_mm2", confidence=0.95):
     """Time course of MSC density per group with the fitted exponential decay.
 
     Parameters
@@ -74,6 +74,11 @@ def persistence_figure(persistence, fit, animals=None, *, log_scale=False, value
         Logarithmic y axis (animals with density 0 are then not drawn).
     value : str, optional
         Column prefix of the measure to plot.
+    confidence : float, optional
+        Level of the CI band around each fitted curve, drawn when the fit row
+        has ``se_log_n0, se_k_per_h, cov_log_n0_k, df`` (`fit_decay` output):
+        ``N(t) exp(+/- t_df sd)`` with ``sd^2 = se_log_n0^2 + t^2 se_k^2 - 2 t cov``
+        (delta method on ``ln N(t)``); gid ``"band:<group>"``.
 
     Returns
     -------
@@ -137,6 +142,10 @@ def persistence_figure(persistence, fit, animals=None, *, log_scale=False, value
                 k = math.log(2.0) / row["half_life_h"]
                 (line,) = ax.plot(tt, row["n0_per_mm2"] * np.exp(-k * tt), "-", color=color, zorder=1,
                                   gid=f"fit:{group}")
+                band = _fit_band(row, tt, confidence)
+                if band is not None:
+                    ax.fill_between(tt, band[0], band[1], color=color, alpha=0.15, lw=0, zorder=0,
+                                    gid=f"band:{group}")
                 handle = (line, eb.lines[0])
             handles.append(handle)
             labels.append(label)
@@ -157,6 +166,174 @@ def persistence_figure(persistence, fit, animals=None, *, log_scale=False, value
 def _drawable(row):
     """A fit row with a curve to draw (finite N0, half-life > 0 or inf)."""
     return row is not None and bool(np.isfinite(row["n0_per_mm2"])) and row["half_life_h"] > 0
+
+
+def _fit_band(row, t, confidence):
+    """Pointwise CI of the fitted one-phase curve (delta method on ln N(t)), or None without the columns."""
+    from scipy import stats
+
+    need = ("se_log_n0", "se_k_per_h", "cov_log_n0_k", "df", "k_per_h")
+    if any(c not in row.index for c in need) or not all(np.isfinite(float(row[c])) for c in need) or row["df"] <= 0:
+        return None
+    var = row["se_log_n0"] ** 2 + t ** 2 * row["se_k_per_h"] ** 2 - 2 * t * row["cov_log_n0_k"]
+    q = stats.t.ppf(0.5 + confidence / 2, row["df"])
+    mid = row["n0_per_mm2"] * np.exp(-row["k_per_h"] * t)
+    sd = np.sqrt(np.maximum(var, 0.0))
+    return mid * np.exp(-q * sd), mid * np.exp(q * sd)
+
+
+def superplot(samples, *, value="msc_per_mm2", by="group", log_scale=False):
+    """"Superplot": sections as small points coloured by animal, animal values as large points.
+
+    Parameters
+    ----------
+    samples : pandas.DataFrame
+        Per-image table (``animal``, ``time_h``, `by`, `value`; counts and
+        ``tissue_area_mm2`` for densities, see
+        `lungtrack.persistence.animal_table`).
+    value : str, optional
+        Measure to plot.
+    by : str, optional
+        Grouping column: one panel per group.
+    log_scale : bool, optional
+        Logarithmic y axis (zeros not drawn).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per group (shared y); x: time points, evenly spaced and
+        labelled in hours. Small points (gid ``"sections:<group>"``) are the
+        images, large points with a black edge (gid ``"animals:<group>"``) the
+        animal values (sections pooled), a bar the mean of the animals. Lord
+        et al. (2020) J Cell Biol 219:e202001064.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"animal": ["a", "a", "b"], "group": "BM", "time_h": 2.0,
+    ...                   "n_msc": [10, 30, 20], "tissue_area_mm2": 1.0, "msc_per_mm2": [10.0, 30.0, 20.0]})
+    >>> ax = superplot(s).axes[0]
+    >>> [len(c.get_offsets()) for c in ax.collections]
+    [3, 2]
+    """
+    from .persistence import animal_table
+
+    for col in ("animal", "time_h", by, value):
+        if col not in samples.columns:
+            raise ValueError(f"samples lacks column {col!r}; it has {list(samples.columns)}")
+    animals = animal_table(samples, value=value, by=by)
+    groups = sorted(samples[by].dropna().unique(), key=str)
+    times = sorted(samples["time_h"].dropna().unique())
+    pos = {t: i for i, t in enumerate(times)}
+    rng = np.random.default_rng(0)
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(max(2.2, 1.9 * len(groups)) + 0.6, 2.8), layout="constrained")
+        axes = fig.subplots(1, max(len(groups), 1), sharey=True, squeeze=False)[0]
+        for ax, group in zip(axes, groups):
+            _style_axes(ax)
+            s = samples[samples[by] == group]
+            a = animals[animals[by] == group]
+            names = sorted(a["animal"].unique(), key=str)
+            colour = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
+            xs = s["time_h"].map(pos).to_numpy(dtype=float) + rng.uniform(-0.18, 0.18, len(s))
+            ys = _numeric(s[value])
+            keep = np.isfinite(ys) & ((ys > 0) if log_scale else True)
+            ax.scatter(xs[keep], ys[keep], s=8, c=[colour.get(n, "0.5") for n in s["animal"][keep]], alpha=0.6,
+                       linewidths=0, zorder=2, gid=f"sections:{group}")
+            xa = a["time_h"].map(pos).to_numpy(dtype=float) + rng.uniform(-0.1, 0.1, len(a))
+            ya = a[value].to_numpy(dtype=float)
+            keep = np.isfinite(ya) & ((ya > 0) if log_scale else True)
+            ax.scatter(xa[keep], ya[keep], s=36, c=[colour[n] for n in a["animal"][keep]], edgecolors="black",
+                       linewidths=0.7, zorder=3, gid=f"animals:{group}")
+            for t, g in a.groupby("time_h"):
+                m = np.nanmean(g[value].to_numpy(dtype=float))
+                ax.plot([pos[t] - 0.3, pos[t] + 0.3], [m, m], color="black", lw=1.2, zorder=4)
+            ax.set_xticks(range(len(times)), [f"{t:g}" for t in times])
+            ax.set_xlim(-0.6, len(times) - 0.4)
+            ax.set_title(str(group))
+            ax.set_xlabel("Time after infusion (h)")
+            if log_scale:
+                ax.set_yscale("log")
+        axes[0].set_ylabel(_Y_LABELS.get(value, value.replace("_", " ")))
+        if not log_scale:
+            axes[0].set_ylim(bottom=0)
+    return fig
+
+
+def _numeric(series):
+    """A column as float numpy, non-numbers as NaN."""
+    import pandas as pd
+
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+
+
+_RECRUITMENT_LABELS = {
+    "macrophage_per_mm2": "Macrophages per mm²",
+    "frac_msc_contacting_macrophage": "MSCs touching a macrophage (fraction)",
+    "frac_macrophage_containing_msc": "Macrophages containing MSC label (fraction)",
+    "engulfment_index": "Engulfment index (mean MSC label share in macrophages)",
+    "frac_msc_engulfed": "MSCs engulfed (fraction)",
+}
+
+
+def recruitment_figure(recruitment, *, measures=None):
+    """Macrophage recruitment and engulfment over time: one panel per measure, mean +/- SEM per group.
+
+    Parameters
+    ----------
+    recruitment : pandas.DataFrame
+        `lungtrack.persistence.recruitment_table` output (``measure, group,
+        time_h, n_animals, mean, sem``).
+    measures : list of str, optional
+        Measures to draw, in order (default: all in the table).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per measure; per group a line through the means with SEM
+        error bars (gid ``"<measure>:<group>"``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> r = pd.DataFrame({"measure": "macrophage_per_mm2", "group": "BM", "time_h": [2.0, 24.0],
+    ...                   "n_animals": 3, "mean": [100.0, 150.0], "sem": [5.0, 9.0]})
+    >>> [ax.get_title() for ax in recruitment_figure(r).axes]
+    ['Macrophages per mm²']
+    """
+    for col in ("measure", "group", "time_h", "mean", "sem"):
+        if col not in recruitment.columns:
+            raise ValueError(f"recruitment lacks column {col!r}; it has {list(recruitment.columns)}")
+    measures = list(dict.fromkeys(recruitment["measure"])) if measures is None else list(measures)
+    groups = sorted(recruitment["group"].unique(), key=str)
+    ncol = min(3, max(len(measures), 1))
+    nrow = max(1, math.ceil(len(measures) / ncol))
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(2.7 * ncol + 0.4, 2.4 * nrow), layout="constrained")
+        axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+        for ax, m in zip(axes, measures):
+            _style_axes(ax)
+            d = recruitment[recruitment["measure"] == m]
+            for i, g in enumerate(groups):
+                gd = d[d["group"] == g].sort_values("time_h")
+                if not len(gd):
+                    continue
+                eb = ax.errorbar(gd["time_h"], gd["mean"], yerr=gd["sem"].fillna(0), fmt="o-", ms=3.5,
+                                 color=PALETTE[i % len(PALETTE)], capsize=2, lw=1.0, label=str(g))
+                eb.lines[0].set_gid(f"{m}:{g}")
+            if m.startswith("macrophage_near_msc_"):
+                title = f"Macrophages within {m[len('macrophage_near_msc_'):].replace('um', ' µm')} of an MSC"
+            else:
+                title = _RECRUITMENT_LABELS.get(m, m.replace("_", " "))
+            ax.set_title(title, fontsize=7)
+            ax.set_xlabel("Time after infusion (h)")
+            ax.set_ylim(bottom=0)
+            ax.set_xlim(left=0)
+        for ax in axes[len(measures):]:
+            ax.set_visible(False)
+        if measures and groups:
+            axes[0].legend(frameon=False, loc="best")
+    return fig
 
 
 def save_figure(fig, path_stem):
@@ -318,3 +495,352 @@ def cytofluorogram(a, b, *, mask=None, thresholds=None, regression=None, names=(
 
 
 __all__ += ["cytofluorogram"]
+
+
+def cross_l_figure(envelope, *, title=None, labels=("MSC", "macrophage")):
+    """Cross-type L(r) - r of MSCs vs macrophages with its simulation envelope.
+
+    Parameters
+    ----------
+    envelope : DataFrame
+        `lungtrack.spatial_stats.cross_k_envelope` output (``r_um, l_minus_r_um`` and,
+        if present, ``l_minus_r_low_um, l_minus_r_high_um, l_minus_r_null_mean_um``;
+        ``attrs["p_value"]`` is shown in the legend).
+    title : str, optional
+    labels : pair of str
+        Names of the two cell types.
+
+    Returns
+    -------
+    Figure
+        Above the envelope: more macrophages near MSCs than random placement in the
+        tissue gives (attraction); below: avoidance.
+    """
+    r = np.asarray(envelope["r_um"], float)
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(3.4, 2.6), layout="constrained")
+        ax = fig.add_subplot()
+        _style_axes(ax)
+        if "l_minus_r_low_um" in envelope and np.isfinite(envelope["l_minus_r_low_um"]).any():
+            n = envelope.attrs.get("n_simulations")
+            ax.fill_between(r, envelope["l_minus_r_low_um"], envelope["l_minus_r_high_um"], color="0.85", lw=0,
+                            gid="envelope", label="random in tissue" + (f" ({n} simulations)" if n else ""))
+            ax.plot(r, envelope["l_minus_r_null_mean_um"], color="0.45", lw=0.8, ls="--", gid="null_mean")
+        p = envelope.attrs.get("p_value")
+        obs_label = "observed" + (f" (global test p = {p:.3g})" if p is not None and np.isfinite(p) else "")
+        ax.plot(r, envelope["l_minus_r_um"], color=PALETTE[1], gid="observed", label=obs_label)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xlabel("r (µm)")
+        ax.set_ylabel(f"L(r) − r (µm), {labels[0]} → {labels[1]}")
+        ax.set_xlim(0, float(r.max()) if r.size else 1.0)
+        ax.legend(loc="best", frameon=False)
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+__all__ += ["cross_l_figure"]
+
+
+# ---------------------------------------------------------------------------- panels for papers (issue 9)
+
+#: Figure widths of journals' single and double columns, in inches.
+SINGLE_COLUMN_IN = 3.5
+DOUBLE_COLUMN_IN = 7.2
+#: MSC states in their biological order (interactions.csv ``state``), with fixed colours.
+MSC_STATES = ("intact", "near", "contact", "fragmented", "engulfed")
+_STATE_COLORS = {"intact": "#009E73", "near": "#56B4E9", "contact": "#E69F00", "fragmented": "#CC79A7",
+                 "engulfed": "#D55E00"}
+_COEF_LABELS = {"pearson_r": "Pearson r", "manders_m1": "Manders M1 (MSC in macrophage)",
+                "manders_m2": "Manders M2 (macrophage in MSC)", "spearman": "Spearman ρ", "li_icq": "Li ICQ",
+                "frac_msc_contacting_macrophage": "MSCs touching a macrophage\n(fraction)",
+                "frac_macrophage_containing_msc": "Macrophages with MSC label\n(fraction)",
+                "median_msc_to_macrophage_um": "Median MSC-macrophage\ndistance (µm)"}
+
+
+def figure_size(column: str = "single", aspect: float = 0.75) -> tuple[float, float]:
+    """(width, height) in inches for a single or double journal column.
+
+    >>> figure_size("double", 0.5)
+    (7.2, 3.6)
+    """
+    if column not in ("single", "double"):
+        raise ValueError(f"column must be 'single' or 'double', got {column!r}")
+    w = SINGLE_COLUMN_IN if column == "single" else DOUBLE_COLUMN_IN
+    return (w, round(w * aspect, 3))
+
+
+def _group_positions(times, groups, width=0.8):
+    """x position of each (time index, group) pair: groups side by side within a time slot."""
+    n = max(len(groups), 1)
+    step = width / n
+    return {(ti, g): ti - width / 2 + step * (gi + 0.5) for ti in range(len(times)) for gi, g in enumerate(groups)}, step
+
+
+def state_composition_figure(interactions, samples, *, column="single"):
+    """Stacked bars: share of MSCs in each state per group and time point.
+
+    Parameters
+    ----------
+    interactions : DataFrame
+        ``interactions.csv``: ``sample_id``, ``state``.
+    samples : DataFrame
+        ``samples.csv``: ``sample_id``, ``group``, ``time_h``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One bar per group and time (gid ``"bar_<group>_<time>_<state>"``); bar
+        heights are the fractions of that group's MSCs at that time (pooled over
+        its images), summing to 1.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> inter = pd.DataFrame({"sample_id": ["a", "a", "b"], "state": ["intact", "contact", "engulfed"]})
+    >>> samples = pd.DataFrame({"sample_id": ["a", "b"], "group": ["G", "G"], "time_h": [2.0, 24.0]})
+    >>> fig = state_composition_figure(inter, samples)
+    >>> [round(float(p.get_height()), 2) for p in fig.axes[0].patches if p.get_gid() == "bar_G_2_intact"]
+    [0.5]
+    """
+
+    df = interactions[["sample_id", "state"]].merge(samples[["sample_id", "group", "time_h"]], on="sample_id")
+    groups = list(dict.fromkeys(samples["group"]))
+    times = sorted(samples["time_h"].unique())
+    counts = df.groupby(["group", "time_h", "state"]).size().unstack(fill_value=0)
+    states = [s for s in MSC_STATES if s in counts.columns] + [s for s in counts.columns if s not in MSC_STATES]
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=figure_size(column, 0.7), layout="constrained")
+        ax = fig.add_subplot()
+        pos, step = _group_positions(times, groups)
+        for (group, t), row in counts.iterrows():
+            total = row.sum()
+            bottom = 0.0
+            ti = times.index(t)
+            for state in states:
+                h = row.get(state, 0) / total if total else 0.0
+                ax.bar(pos[(ti, group)], h, width=step * 0.9, bottom=bottom, color=_STATE_COLORS.get(state, "#999999"),
+                       edgecolor="white", linewidth=0.4, gid=f"bar_{group}_{t:g}_{state}")
+                bottom += h
+        for ti, t in enumerate(times):
+            for g in groups:
+                n = int(counts.loc[(g, t)].sum()) if (g, t) in counts.index else 0
+                ax.text(pos[(ti, g)], 1.01, f"{n}", ha="center", va="bottom", fontsize=5.5)
+        # group under each bar, time under each cluster; the number of MSCs above each bar
+        ax.set_xticks([pos[k] for k in sorted(pos)], [k[1] for k in sorted(pos)], fontsize=6)
+        ax.tick_params(axis="x", length=0)
+        for ti, t in enumerate(times):
+            ax.text(ti, -0.1, f"{t:g} h", transform=ax.get_xaxis_transform(), ha="center", va="top")
+        ax.set_xlabel("Time after infusion (numbers: MSCs)", labelpad=12)
+        ax.set_ylabel("Fraction of MSCs")
+        ax.set_ylim(0, 1.12)
+        ax.yaxis.set_major_locator(ticker.FixedLocator([0, 0.25, 0.5, 0.75, 1.0]))
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(color=_STATE_COLORS.get(s, "#999999"), label=s) for s in states],
+                  loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title="MSC state")
+        _style_axes(ax)
+    return fig
+
+
+def coefficient_dotplot(samples, value="pearson_r", *, column="single", ylabel=None):
+    """Per-image values (small points) and animal means (large points) by group and time point.
+
+    Animals are the experimental unit: the large points are the means of each
+    animal's images; the bar is the mean of the animal means.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Collections with gids ``"images_<group>"``, ``"animals_<group>"`` and lines
+        ``"mean_<group>_<time>"``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"sample_id": list("abcd"), "animal": ["m1", "m1", "m2", "m3"], "group": ["G"] * 4,
+    ...                   "time_h": [2.0] * 4, "pearson_r": [0.1, 0.3, 0.5, 0.7]})
+    >>> fig = coefficient_dotplot(s)
+    >>> [round(float(ln.get_ydata()[0]), 4) for ln in fig.axes[0].lines if ln.get_gid() == "mean_G_2"]
+    [0.4667]
+    """
+    s = samples[samples[value].notna()]
+    groups = list(dict.fromkeys(samples["group"]))
+    times = sorted(samples["time_h"].unique())
+    animals = s.groupby(["group", "time_h", "animal"], sort=False)[value].mean().reset_index()
+    rng = np.random.default_rng(0)  # fixed jitter: the same figure every time
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=figure_size(column, 0.7), layout="constrained")
+        ax = fig.add_subplot()
+        pos, step = _group_positions(times, groups)
+        for gi, g in enumerate(groups):
+            color = PALETTE[gi % len(PALETTE)]
+            sg = s[s["group"] == g]
+            xs = np.array([pos[(times.index(t), g)] for t in sg["time_h"]]) + rng.uniform(-0.2, 0.2, len(sg)) * step
+            ax.scatter(xs, sg[value], s=6, color=color, alpha=0.45, linewidths=0, gid=f"images_{g}")
+            ag = animals[animals["group"] == g]
+            xa = [pos[(times.index(t), g)] for t in ag["time_h"]]
+            ax.scatter(xa, ag[value], s=22, color=color, edgecolors="white", linewidths=0.5, zorder=3,
+                       gid=f"animals_{g}", label=g)
+            for t, grp in ag.groupby("time_h"):
+                x = pos[(times.index(t), g)]
+                ax.plot([x - step * 0.35, x + step * 0.35], [grp[value].mean()] * 2, color="black", linewidth=1.0,
+                        gid=f"mean_{g}_{t:g}", zorder=4)
+        ax.set_xticks(range(len(times)), [f"{t:g}" for t in times])
+        ax.set_xlabel("Time after infusion (h)")
+        ax.set_ylabel(ylabel or _COEF_LABELS.get(value, value))
+        if value in ("pearson_r", "spearman", "li_icq"):
+            ax.axhline(0, color="0.6", linewidth=0.6, zorder=0)
+        ax.legend(frameon=False, loc="best")
+        _style_axes(ax)
+    return fig
+
+
+def example_images_figure(samples, inputs, labels_dir, *, time_h=None, value="msc_per_mm2", column="double",
+                          groups=None, axes=None):
+    """One representative image per group (closest to the group's median ``value``), with outlines and scale bars.
+
+    Parameters
+    ----------
+    samples : DataFrame
+        ``samples.csv``.
+    inputs : dict
+        sample_id -> image path (``run.json`` ``inputs``).
+    labels_dir : path
+        The results folder's ``labels/``.
+    time_h : float, optional
+        Time point shown; default each group's earliest.
+    axes : str, optional
+        Axes of plain TIFFs (``run.axes`` of the config).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One image axes per group, titled ``"<group>, <time> h: <sample_id>"``, each
+        with a scale bar (gid ``"scale_bar"``).
+    """
+    import tifffile
+
+    from .io import read_image
+    from .overlay import image_panel, representative_sample
+
+    labels_dir = Path(labels_dir)
+    groups = list(groups) if groups is not None else list(dict.fromkeys(samples["group"]))
+    w = figure_size(column)[0]
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(w, w / len(groups) + 0.3), layout="constrained")
+        axs = fig.subplots(1, len(groups), squeeze=False)[0]
+        for ax, g in zip(axs, groups):
+            t = time_h if time_h is not None else samples.loc[samples["group"] == g, "time_h"].min()
+            sid = representative_sample(samples, g, t, value)
+            img = read_image(inputs[sid], require_spacing=False, axes=axes)
+            labels = {r: tifffile.imread(labels_dir / f"{sid}_{r}.tif") for r in ("msc", "macrophage")
+                      if (labels_dir / f"{sid}_{r}.tif").exists()}
+            image_panel(np.asarray(img.data[0]), img.spacing_um[-1], channel_names=img.channel_names,
+                        labels=labels, ax=ax, title=f"{g}, {t:g} h: {sid}")
+    return fig
+
+
+def coloc_example_figure(samples, inputs, labels_dir, channels, *, value="pearson_r", axes=None):
+    """Cytofluorogram of the image whose ``value`` is the median of all images, inside its tissue mask.
+
+    ``channels`` maps ``msc`` and ``macrophage`` to channel names or indices (the
+    config's ``channels``). The Costes thresholds drawn are the image's own
+    (``costes_threshold_msc``/``_macrophage`` of ``samples.csv``).
+    """
+    import tifffile
+
+    from .io import read_image
+
+    s = samples[samples[value].notna()]
+    if s.empty:
+        raise ValueError(f"no image has a {value} value")
+    sid = str(s.loc[(s[value] - s[value].median()).abs().idxmin(), "sample_id"])
+    img = read_image(inputs[sid], require_spacing=False, axes=axes)
+    data = np.asarray(img.data[0])  # (C, Z, Y, X)
+    a = data[img.channel_index(channels["msc"])]
+    b = data[img.channel_index(channels["macrophage"])]
+    tissue_path = Path(labels_dir) / f"{sid}_tissue.tif"
+    mask = None
+    if tissue_path.exists():
+        mask = tifffile.imread(tissue_path).reshape(a.shape) > 0
+    row = s[s["sample_id"] == sid].iloc[0]
+    thr = (row["costes_threshold_msc"], row["costes_threshold_macrophage"])
+    fig = cytofluorogram(a, b, mask=mask, thresholds=thr if np.all(np.isfinite(thr)) else None,
+                         names=("MSC label", "macrophage marker"))
+    fig.axes[0].set_title(f"{sid} (tissue): r = {row[value]:.2f}", fontsize=8)
+    return fig
+
+
+__all__ += ["figure_size", "state_composition_figure", "coefficient_dotplot", "example_images_figure",
+            "coloc_example_figure", "SINGLE_COLUMN_IN", "DOUBLE_COLUMN_IN", "MSC_STATES"]
+
+
+def distance_envelope_figure(observed: dict, null: dict, *, r_max_um=None, column="double", envelope=0.95):
+    """ECDF of nearest MSC-to-macrophage distances per group and time, with the tissue-mask null envelope.
+
+    Parameters
+    ----------
+    observed : dict
+        ``(group, time_h) -> 1D array`` of observed distances (um), pooled over the
+        images of that group and time.
+    null : dict
+        ``(group, time_h) -> 2D array (n_simulations, n)`` of distances under random
+        macrophage placement in the tissue (`lungtrack.spatial_stats.nearest_distances_null`,
+        the images' columns concatenated in the same order as `observed`).
+    envelope : float
+        Pointwise central share of the simulated ECDFs shown as a band.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per time point (columns), one line per group (gid
+        ``"ecdf_<group>_<time>"``) with its band (``"null_<group>_<time>"``). A line
+        above its band: MSCs have macrophages nearer than chance (attraction).
+
+    Examples
+    --------
+    >>> obs = {("G", 2.0): np.array([1.0, 2.0, 3.0])}
+    >>> nul = {("G", 2.0): np.array([[2.0, 4.0, 6.0], [3.0, 5.0, 7.0]])}
+    >>> fig = distance_envelope_figure(obs, nul, r_max_um=10)
+    >>> line = [ln for ln in fig.axes[0].lines if ln.get_gid() == "ecdf_G_2"][0]
+    >>> float(np.interp(2.5, line.get_xdata(), line.get_ydata()))  # 2 of 3 MSCs within 2.5 um
+    0.6666666666666666
+    """
+    keys = sorted(observed, key=lambda k: (k[1], str(k[0])))
+    times = sorted({k[1] for k in keys})
+    groups = list(dict.fromkeys(k[0] for k in sorted(observed, key=lambda k: str(k[0]))))
+    finite = [v[np.isfinite(v)] for v in observed.values() if np.isfinite(v).any()]
+    if r_max_um is None:
+        r_max_um = float(np.percentile(np.concatenate(finite), 99)) if finite else 1.0
+    r = np.linspace(0, r_max_um, 200)
+    lo_q, hi_q = (1 - envelope) / 2, 1 - (1 - envelope) / 2
+    w = figure_size(column)[0]
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(w, min(w / len(times) + 0.6, 3.0)), layout="constrained")
+        axs = fig.subplots(1, len(times), squeeze=False, sharey=True)[0]
+        for ax, t in zip(axs, times):
+            for gi, g in enumerate(groups):
+                if (g, t) not in observed:
+                    continue
+                d = np.sort(observed[(g, t)])
+                color = PALETTE[gi % len(PALETTE)]
+                if (g, t) in null and null[(g, t)].size:
+                    sims = np.sort(null[(g, t)], axis=1)
+                    ecdfs = np.stack([np.searchsorted(s, r, side="right") / s.size for s in sims])
+                    ax.fill_between(r, np.quantile(ecdfs, lo_q, axis=0), np.quantile(ecdfs, hi_q, axis=0),
+                                    color=color, alpha=0.2, linewidth=0, gid=f"null_{g}_{t:g}")
+                ax.plot(r, np.searchsorted(d, r, side="right") / max(d.size, 1), color=color,
+                        gid=f"ecdf_{g}_{t:g}", label=f"{g} (n={d.size})")
+            ax.set_title(f"{t:g} h")
+            ax.set_xlim(0, r_max_um)
+            ax.set_ylim(0, 1)
+            _style_axes(ax)
+            ax.legend(frameon=False, loc="lower right", fontsize=6)
+        axs[0].set_ylabel("Fraction of MSCs (ECDF)")
+        fig.supxlabel("MSC centre to nearest macrophage centre (µm); band: macrophages placed at random in the tissue",
+                      fontsize=7)
+    return fig
+
+
+__all__ += ["distance_envelope_figure"]

@@ -133,10 +133,14 @@ def methods_paragraph(run: dict, *, references: bool = True) -> str:
     p.append(
         "Animals were the experimental unit: sections were pooled per animal (sum of MSCs over sum of tissue "
         "area) before averaging per group and time point (mean ± SEM). MSC persistence was fitted with a "
-        "one-phase exponential decay (half-life = ln 2 / k) and a log-linear model; "
-        f"{round(100 * (m('persistence.confidence') or 0.95))}% confidence intervals were obtained by "
-        f"bootstrapping animals within each time point ({m('persistence.bootstrap')} resamples, seed "
-        f"{m('persistence.seed')}) [9].")
+        "one-phase exponential decay (half-life = ln 2 / k) by weighted least squares on animal densities "
+        "(variance model: Poisson counting noise plus an animal effect, quasi-likelihood), with a log-linear "
+        "and, with at least five time points, a two-phase model compared by AICc; "
+        f"{round(100 * (m('persistence.confidence') or 0.95))}% confidence intervals of the half-life are "
+        "t-intervals over animals, and of the fraction remaining from Fieller's formula. Half-lives of groups "
+        f"were compared by bootstrapping animals ({m('persistence.bootstrap')} resamples, seed "
+        f"{m('persistence.seed')}) [9]; time points by Mann-Whitney or Kruskal-Wallis tests with "
+        f"{m('persistence.correction') or 'Holm'} correction for multiple comparisons.")
     if m("track") is not None and run.get("tracks"):
         p.append("Time-lapse objects were linked with LapTrack [10]; MSC survival was estimated by Kaplan-Meier "
                  "[11] with right-censoring at the end of the movie.")
