@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import tifffile
 
-from lungtrack.io import (ImageReadError, LungtrackInputError, MissingPixelSizeError, check_tiff, read_image,
-                          sha256, write_image, write_labels)
+from lungtrack.io import (
+    ImageReadError,
+    LungtrackInputError,
+    MissingPixelSizeError,
+    check_tiff,
+    read_image,
+    sha256,
+    write_image,
+    write_labels,
+)
 
 
 def test_ome_roundtrip_2d_spacing_names_lazy(tmp_path):

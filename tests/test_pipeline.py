@@ -6,13 +6,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import tifffile
-
-from lungtrack.cli import main
-from lungtrack.io import LungtrackInputError, read_image, sha256
-from lungtrack.pipeline import SAMPLE_COLUMNS, analyze
-
 from conftest import SAMPLE_EXPERIMENT
+
+from lungtrack.io import read_image, sha256
+from lungtrack.pipeline import SAMPLE_COLUMNS
 
 DESIGN_FILES = ["objects.parquet", "objects.csv", "samples.csv", "interactions.csv", "persistence.csv",
                 "persistence_fit.csv", "report.html", "run.json", "figures/persistence.png",
@@ -77,93 +74,6 @@ def test_sample_experiment_accuracy_against_truth(demo_run):
     assert (m.frac_macrophage_containing_msc - frac_true).abs().mean() < 0.1
 
 
-def _tables(res):
-    return {"samples": res.samples, "objects": res.objects, "interactions": res.interactions,
-            "persistence": res.persistence, "persistence_fit": res.persistence_fit}
-
-
-def test_dask_threads_distributed_and_plain_loop_give_identical_tables(small_experiment, tmp_path):
-    from distributed import Client, LocalCluster
-
-    plain = analyze(small_experiment, config=small_experiment / "config.yaml", use_dask=False)
-    threads = analyze(small_experiment, config=small_experiment / "config.yaml", scheduler="threads")
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, processes=True) as cluster, \
-            Client(cluster) as client:
-        dist = analyze(small_experiment, config=small_experiment / "config.yaml", client=client,
-                       out=tmp_path / "dist")
-    for name, table in _tables(plain).items():
-        pd.testing.assert_frame_equal(table, _tables(threads)[name], check_exact=True)
-        pd.testing.assert_frame_equal(table, _tables(dist)[name], check_exact=True)
-    assert plain.samples.n_msc.sum() > 0
-    assert (tmp_path / "dist" / "labels").is_dir()
-
-
-def _copy_experiment(src, dst):
-    import shutil
-
-    shutil.copytree(src, dst)
-    return dst
-
-
-def test_missing_file_fails_clearly_and_writes_nothing(small_experiment, tmp_path, capsys):
-    exp = _copy_experiment(small_experiment, tmp_path / "exp")
-    man = pd.read_csv(exp / "manifest.csv")
-    man.loc[1, "path"] = "images/not_there.ome.tif"
-    man.to_csv(exp / "manifest.csv", index=False)
-    out = tmp_path / "results"
-    code = main(["analyze", str(exp), "--out", str(out), "--config", str(exp / "config.yaml")])
-    err = capsys.readouterr().err
-    assert code != 0
-    assert "not_there.ome.tif" in err and "not found" in err
-    assert not out.exists()
-    assert not list(tmp_path.glob(".results.partial*"))
-
-
-def test_corrupt_tiff_fails_clearly_and_writes_nothing(small_experiment, tmp_path, capsys):
-    exp = _copy_experiment(small_experiment, tmp_path / "exp")
-    man = pd.read_csv(exp / "manifest.csv")
-    victim = exp / man.path[2]
-    data = victim.read_bytes()
-    victim.write_bytes(data[: len(data) // 3])  # truncated copy
-    (exp / man.path[3]).write_bytes(b"\x00" * 1000)  # garbage
-    out = tmp_path / "results"
-    code = main(["analyze", str(exp), "--out", str(out), "--config", str(exp / "config.yaml")])
-    err = capsys.readouterr().err
-    assert code != 0
-    assert victim.name in err and (exp / man.path[3]).name in err
-    assert "2 of" in err  # every bad file is listed, not just the first
-    assert not out.exists()
-
-
-def test_wrong_channel_mapping_and_missing_pixel_size(small_experiment, tmp_path):
-    with pytest.raises(LungtrackInputError, match="no channel named 'tdTomato'"):
-        analyze(small_experiment, config={"channels": {"msc": "tdTomato", "macrophage": "CD68", "nuclei": "DAPI"}})
-    # An image without pixel size: an error naming it, unless the manifest gives it.
-    exp = tmp_path / "nopx"
-    exp.mkdir()
-    src = read_image(small_experiment / pd.read_csv(small_experiment / "manifest.csv").path[0])
-    tifffile.imwrite(exp / "a.tif", np.asarray(src.data[0, :, 0]), metadata=None, photometric="minisblack")
-    pd.DataFrame([{"path": "a.tif", "sample_id": "a", "animal": "m1", "group": "G", "time_h": 1, "section": 1}]
-                 ).to_csv(exp / "manifest.csv", index=False)
-    cfg = {"persistence": {"bootstrap": 0}, "run": {"axes": "CYX"},
-           "channels": {"nuclei": 0, "msc": 1, "macrophage": 2}}
-    with pytest.raises(LungtrackInputError, match=r"a\.tif.*pixel_size_um"):
-        analyze(exp, config=cfg)
-    man = pd.read_csv(exp / "manifest.csv").assign(pixel_size_um=1.0)
-    man.to_csv(exp / "manifest.csv", index=False)
-    res = analyze(exp, config=cfg)
-    assert res.samples.n_msc[0] > 0
-
-
-def test_existing_results_folder_is_not_overwritten(small_experiment, tmp_path):
-    out = tmp_path / "r"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        analyze(small_experiment, config=small_experiment / "config.yaml", out=out)
-    assert (out / "keep.txt").read_text() == "mine"
-
-
 def test_config_pixel_size_only_fills_gaps(small_experiment):
     from lungtrack.config import Config
     from lungtrack.experiment import load_experiment
@@ -173,24 +83,3 @@ def test_config_pixel_size_only_fills_gaps(small_experiment):
                             "run": {"pixel_size_um": 2.0}})
     rec = validate_inputs(load_experiment(small_experiment), cfg)
     assert all(r["spacing_um"] == [1.0, 1.0, 1.0] for r in rec)  # the files say 1.0 um
-
-
-def test_sigterm_leaves_no_partial_results(small_experiment, tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    out = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "lungtrack.cli", "analyze", str(small_experiment), "--out",
-                             str(out), "--config", str(small_experiment / "config.yaml")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # Wait until the run has started writing into its staging folder, then stop it like a batch system.
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(tmp_path.glob(".r.partial-*")) and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
-    assert proc.returncode != 0
-    assert not list(tmp_path.glob(".r.partial-*"))
-    assert not out.exists()

@@ -51,7 +51,9 @@ def _run_analysis(experiment, out, config, args, *, overwrite):
         if client is not None:
             print(f"Dask cluster: {client.scheduler.address} ({len(client.scheduler_info()['workers'])} workers)")
         return analyze(experiment, config=config, out=out, client=client, overwrite=overwrite, progress=True,
-                       use_dask=not getattr(args, "no_dask", False))
+                       use_dask=not getattr(args, "no_dask", False), resume=getattr(args, "resume", False),
+                       strict=getattr(args, "strict", False),
+                       allow_outside_paths=True if getattr(args, "allow_outside_paths", False) else None)
     finally:
         if client is not None:
             cluster = getattr(client, "cluster", None)
@@ -64,13 +66,21 @@ def _summary(res) -> str:
     s = res.samples
     lines = [
         f"Analysed {len(s)} images: {int(s['n_msc'].sum())} MSCs, {int(s['n_macrophage'].sum())} macrophages.",
-        "MSC persistence (one-phase exponential decay, 95% CI by bootstrapping animals):",
+        "MSC persistence (one-phase exponential decay, 95% t-interval over animals):",
         res.headline(),
         f"Results: {res.out}",
         f"  report:  {res.out / 'report.html'}",
         f"  figure:  {res.out / 'figures' / 'persistence.png'}",
         "  tables:  samples.csv, objects.parquet, interactions.csv, coloc.csv, persistence.csv, persistence_fit.csv",
     ]
+    n_reused = res.run.get("n_reused", 0)
+    if n_reused:
+        lines.insert(1, f"Resumed: {n_reused} images reused from the earlier run, "
+                        f"{res.run.get('n_analysed', 0) - n_reused} analysed now.")
+    if len(res.failures):
+        lines.append(f"FAILED: {len(res.failures)} image(s) could not be analysed; they are listed with the "
+                     f"reason and what to do in {res.out / 'failures.csv'}:")
+        lines += [f"  {r.sample_id} ({r.stage}): {r.error}" for r in res.failures.head(10).itertuples()]
     return "\n".join(lines)
 
 
@@ -88,10 +98,60 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _chunk_options(args):
+    """The config, with --chunk-size / --memory-limit / --chunk-all (chunked segmentation) applied."""
+    if args.chunk_size is None and args.memory_limit is None and not args.chunk_all:
+        return args.config
+    from .config import load_config
+
+    cfg = load_config(args.config)
+    if args.chunk_size is not None:
+        cfg.run.chunk_size_px = args.chunk_size
+    if args.memory_limit is not None:
+        cfg.run.memory_limit_gb = args.memory_limit
+    if args.chunk_all:
+        cfg.run.chunked_min_voxels = 0
+    return cfg
+
+
 def cmd_analyze(args) -> int:
-    res = _run_analysis(args.experiment, args.out, args.config, args, overwrite=args.overwrite)
+    from .batch import EXIT_FAILURES
+
+    res = _run_analysis(args.experiment, args.out, _chunk_options(args), args, overwrite=args.overwrite)
     print(_summary(res))
+    return EXIT_FAILURES if len(res.failures) else 0
+
+
+def cmd_figures(args) -> int:
+    from .report import figures_from_folder
+
+    pngs = figures_from_folder(args.results)
+    print(f"{len(pngs)} figures (PNG, SVG, PDF) in {Path(args.results) / 'figures'}:")
+    for p in pngs:
+        print(f"  {p.stem}")
     return 0
+
+
+def cmd_report(args) -> int:
+    from .report import report_from_folder
+
+    print(f"Report: {report_from_folder(args.results)}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .batch import verify
+
+    checks = verify(args.results)
+    bad = checks[~checks["ok"]]
+    for kind in ("input", "output", "sample"):
+        part = checks[checks["kind"] == kind]
+        print(f"{kind}s: {int(part['ok'].sum())} of {len(part)} match")
+    for r in bad.itertuples():
+        print(f"  MISMATCH {r.kind} {r.name}: {r.detail}")
+    print("verified: the results folder matches its inputs and config" if bad.empty
+          else f"{len(bad)} mismatch(es): these numbers no longer follow from these inputs")
+    return 0 if bad.empty else 1
 
 
 def cmd_simulate(args) -> int:
@@ -107,6 +167,20 @@ def cmd_simulate(args) -> int:
                               n_sections=args.sections, shape=shape, pixel_size_um=args.pixel_size,
                               seed=args.seed, progress=True)
     print(f"Simulated {len(man)} images in {args.out} (manifest.csv, config.yaml, images/, truth/)")
+    return 0
+
+
+def cmd_track(args) -> int:
+    from .track import track_image
+
+    res = track_image(args.image, args.out, args.config, frame_interval_min=args.frame_interval_min,
+                      use_dask=not args.no_dask)
+    s = res.summary
+    n_msc = int((s.role == "msc").sum())
+    print(f"Tracked {n_msc} MSCs and {int((s.role == 'macrophage').sum())} macrophages over {res.n_frames} frames "
+          f"({res.frame_interval_min:g} min apart): {int((s.role == 'msc').sum() - s[s.role == 'msc'].right_censored.sum())} "
+          f"MSCs lost, {len(res.contacts)} contacts, {int(res.contacts.engulfment.sum())} followed by engulfment.")
+    print(f"Results: {args.out} (tracks.csv, track_summary.csv, contacts.csv, survival.csv, kaplan_meier.csv, figures/)")
     return 0
 
 
@@ -141,7 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("experiment", help="manifest.csv, or a folder with manifest.csv or pattern-named images")
     a.add_argument("--out", required=True, help="results folder to create")
     a.add_argument("--config", help="YAML config (see `lungtrack config --default`)")
-    a.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
+    g = a.add_mutually_exclusive_group()
+    g.add_argument("--overwrite", action="store_true", help="replace an existing lungtrack results folder")
+    g.add_argument("--resume", action="store_true",
+                   help="finish or update an existing run: reuse images already analysed with the same input "
+                        "and config, analyse the rest, rebuild the tables")
+    a.add_argument("--strict", action="store_true", help="stop at the first image that fails (default: record "
+                   "it in failures.csv and go on; exit code 3)")
+    a.add_argument("--allow-outside-paths", action="store_true",
+                   help="accept manifest paths outside the experiment folder")
+    a.add_argument("--chunk-size", type=int, metavar="PX",
+                   help="chunk width/height for large images segmented chunk by chunk (run.chunk_size_px)")
+    a.add_argument("--memory-limit", type=float, metavar="GB",
+                   help="memory budget for large images: intermediates on disk, chunks sized to fit (run.memory_limit_gb)")
+    a.add_argument("--chunk-all", action="store_true",
+                   help="segment every image chunk by chunk, not only large ones (run.chunked_min_voxels = 0)")
     cluster_opts(a)
     a.set_defaults(func=cmd_analyze)
 
@@ -157,17 +245,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_simulate)
 
+    fg = sub.add_parser("figures", help="redraw every figure (PNG, SVG, PDF) of a results folder from its tables")
+    fg.add_argument("results", help="results folder (with run.json)")
+    fg.set_defaults(func=cmd_figures)
+
+    r = sub.add_parser("report", help="rebuild report.html of a results folder from its files")
+    r.add_argument("results", help="results folder (with run.json)")
+    r.set_defaults(func=cmd_report)
+
+    v = sub.add_parser("verify", help="re-check a results folder's input and output checksums")
+    v.add_argument("results", help="results folder (with run.json)")
+    v.set_defaults(func=cmd_verify)
+
     c = sub.add_parser("config", help="print the default config as YAML, or check a config file")
     c.add_argument("--default", action="store_true", help="print the default config (the default action)")
     c.add_argument("--check", metavar="FILE", help="validate a YAML config file")
     c.set_defaults(func=cmd_config)
+
+    t = sub.add_parser("track", help="track MSCs and macrophages in a time-lapse; contacts and MSC survival")
+    t.add_argument("image", help="time-lapse TIFF / OME-TIFF (T, C, Y, X)")
+    t.add_argument("--out", required=True, help="folder for tracks.csv, track_summary.csv, contacts.csv, survival.csv")
+    t.add_argument("--config", help="YAML config (channels, segment, track sections)")
+    t.add_argument("--frame-interval-min", type=float, help="minutes between frames (overrides the metadata)")
+    t.add_argument("--no-dask", action="store_true", help="plain loop over frames, no Dask (debugging)")
+    t.set_defaults(func=cmd_track)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .io import LungtrackInputError
-
     import signal
+
+    from .config import ConfigError
+    from .io import LungtrackInputError
 
     args = build_parser().parse_args(argv)
     # A batch system's SIGTERM (time limit) unwinds like Ctrl-C: no half-written results folder.
@@ -179,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (LungtrackInputError, FileExistsError, FileNotFoundError) as exc:
+    except (LungtrackInputError, FileExistsError, FileNotFoundError, ConfigError) as exc:
         print(f"lungtrack: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # pydantic validation of a config file

@@ -25,6 +25,8 @@ import pandas as pd
 from .io import LungtrackInputError
 
 REQUIRED = ["path", "sample_id", "animal", "group", "time_h", "section"]
+#: Optional manifest columns naming external label images per role (Cellpose, StarDist, QuPath, ilastik).
+LABEL_COLUMNS = {f"{role}_labels": role for role in ("msc", "macrophage", "nuclei", "tissue")}
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Sample:
     section: str
     pixel_size_um: float | None = None
     metadata: dict = field(default_factory=dict, hash=False, compare=False)
+    #: role -> absolute path of a label image made elsewhere (manifest columns ``<role>_labels``).
+    labels: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass
@@ -77,7 +81,13 @@ def _from_table(df: pd.DataFrame, root: Path, source: str) -> Experiment:
     bad = df.loc[t.isna(), "sample_id"].tolist()
     if bad:
         raise LungtrackInputError(f"{source}: time_h must be a number (hours) for every row; not for {bad[:5]}.")
-    extra = [c for c in df.columns if c not in REQUIRED + ["pixel_size_um"]]
+    if "pixel_size_um" in df.columns:
+        px = pd.to_numeric(df["pixel_size_um"], errors="coerce")
+        bad = df.loc[df["pixel_size_um"].notna() & ~(px > 0), "sample_id"].tolist()
+        if bad:
+            raise LungtrackInputError(f"{source}: pixel_size_um must be a positive number (um per pixel) or empty; "
+                                      f"not for {bad[:5]}.")
+    extra = [c for c in df.columns if c not in REQUIRED + ["pixel_size_um"] + list(LABEL_COLUMNS)]
     samples = []
     for (_, row), time_h in zip(df.iterrows(), t):
         p = Path(str(row["path"]))
@@ -89,9 +99,16 @@ def _from_table(df: pd.DataFrame, root: Path, source: str) -> Experiment:
         px = None if px is None or pd.isna(px) else float(px)
         meta = {c: (None if pd.isna(row[c]) else row[c].item() if hasattr(row[c], "item") else row[c])
                 for c in extra}
+        labels = {}
+        for col, role in LABEL_COLUMNS.items():
+            v = row.get(col)
+            if v is None or pd.isna(v) or str(v).strip() == "":
+                continue
+            lp = Path(str(v))
+            labels[role] = str((lp if lp.is_absolute() else root / lp).absolute())
         samples.append(Sample(sample_id=str(row["sample_id"]), path=str(p), animal=str(row["animal"]),
                               group=str(row["group"]), time_h=float(time_h), section=str(row["section"]),
-                              pixel_size_um=px, metadata=meta))
+                              pixel_size_um=px, metadata=meta, labels=labels))
     return Experiment(samples=samples, source=source)
 
 

@@ -154,7 +154,14 @@ def _ome_info(tif: tifffile.TiffFile):
         channels = [channels]
     names = [c.get("Name") for c in channels]
     dt = pixels.get("TimeIncrement")
-    return spacing, names, (float(dt) if dt is not None else None)
+    return spacing, names, _seconds(dt, pixels.get("TimeIncrementUnit", "s"))
+
+
+def _seconds(value, unit) -> float | None:
+    """A frame interval in seconds (OME TimeIncrementUnit / ImageJ tunit); None if absent, zero or unknown unit."""
+    per = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "min": 60.0, "minute": 60.0,
+           "minutes": 60.0, "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0}.get(str(unit).strip().lower())
+    return float(value) * per if value not in (None, "", 0) and per is not None and float(value) > 0 else None
 
 
 def _imagej_info(tif: tifffile.TiffFile, n_c: int):
@@ -170,8 +177,7 @@ def _imagej_info(tif: tifffile.TiffFile, n_c: int):
     if labels and n_c > 0 and len(labels) >= n_c:
         # ImageJ slice labels run C fastest, so the first n_c name the channels.
         names = [str(x) for x in labels[:n_c]]
-    dt = meta.get("finterval")
-    return [z, xy, xy], names, (float(dt) if dt else None)
+    return [z, xy, xy], names, _seconds(meta.get("finterval"), meta.get("tunit", "s"))
 
 
 def _normalise_axes(axes: str, shape: tuple[int, ...], axes_hint: str | None) -> str:

@@ -10,13 +10,9 @@ half-written results folder.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
-import os
 import platform
-import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +20,17 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .config import Config, load_config
-from .experiment import Experiment, Sample, load_experiment
-from .io import LungtrackInputError, check_tiff, read_image, sha256, write_labels
-from .measure import measure_objects, object_columns
+from .config import Config
+from .experiment import Experiment, Sample
+from .io import LungtrackInputError, read_image, write_labels
+from .measure import measure_msc, measure_objects, object_columns
 from .segment import segment_image
-from .spatial import interaction_columns, macrophages_containing, msc_macrophage_relations
+from .spatial import (
+    interaction_columns,
+    macrophages_containing,
+    msc_macrophage_relations,
+    spatial_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ class Results:
     run: dict = field(default_factory=dict)
     out: Path | None = None
     coloc: pd.DataFrame = field(default_factory=pd.DataFrame)
+    failures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: More persistence tables, by file stem: persistence_compare, persistence_tests,
+    #: persistence_residuals, recruitment (see lungtrack.persistence).
+    persistence_tables: dict = field(default_factory=dict)
 
     def headline(self) -> str:
         """Half-life per group, as a few lines of text."""
@@ -73,27 +78,17 @@ def validate_inputs(experiment: Experiment, config: Config) -> list[dict]:
     Returns one record per sample (sample_id, path, sha256, shape, spacing_um).
     Raises `LungtrackInputError` listing *every* bad file with what to do.
     """
+    from .batch import validate_sample
+
     problems, records = [], []
     for s in experiment.samples:
         try:
-            check_tiff(s.path)
-            img = _open(s, config)
-            for role in ("msc", "macrophage", "nuclei", "tissue"):
-                ref = getattr(config.channels, role)
-                if ref is not None:
-                    img.channel_index(ref)
-            if img.n_channels < 2:
-                raise LungtrackInputError(f"{s.path}: has {img.n_channels} channel; MSC and macrophage channels are needed.")
-            if 0 in img.data.shape:
-                raise LungtrackInputError(f"{s.path}: the image is empty (shape {img.data.shape}).")
-            records.append({"sample_id": s.sample_id, "path": s.path, "sha256": sha256(s.path),
-                            "shape_tczyx": list(map(int, img.data.shape)), "spacing_um": list(img.spacing_um),
-                            "channel_names": img.channel_names})
+            records.append(validate_sample(s, config))
         except LungtrackInputError as exc:
             problems.append(f"  sample {s.sample_id}: {exc}")
     if problems:
         raise LungtrackInputError(
-            f"{len(problems)} of {len(experiment.samples)} input image(s) cannot be analysed; nothing was written.\n"
+            f"{len(problems)} of {len(experiment.samples)} input image(s) cannot be analysed.\n"
             + "\n".join(problems)
         )
     return records
@@ -107,6 +102,16 @@ def _open(sample: Sample, config: Config):
 
 # --------------------------------------------------------------------------- one image
 
+def _external_labels(sample: Sample, config: Config, img) -> dict:
+    """Label images made elsewhere for this sample (manifest ``<role>_labels`` or config patterns)."""
+    from .segment.external import external_label_paths, read_external_labels
+
+    paths = external_label_paths(sample, config)
+    shape = tuple(img.data.shape[2:]) if img.is_3d else tuple(img.data.shape[3:])
+    return {role: read_external_labels(p, shape=shape, spacing_um=img.spacing_um, role=role)
+            for role, p in paths.items()}
+
+
 def process_sample(sample: Sample, config: Config, labels_dir: str | None = None) -> dict:
     """Analyse one image; returns its tables (and writes its label TIFFs into ``labels_dir``).
 
@@ -117,6 +122,12 @@ def process_sample(sample: Sample, config: Config, labels_dir: str | None = None
     """
     import dask
 
+    img = _open(sample, config)
+    if int(np.prod(img.data.shape[2:])) >= config.run.chunked_min_voxels:
+        # Too large for one numpy call: chunk by chunk, bounded memory (segment/blockwise.py).
+        from .segment.blockwise import process_large_sample
+
+        return process_large_sample(img, sample, config, labels_dir)
     with dask.config.set(scheduler="synchronous"):
         return _process_sample(sample, config, labels_dir)
 
@@ -126,7 +137,7 @@ def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> d
     from .coloc_table import coloc_table
 
     img = _open(sample, config)
-    seg = segment_image(img, config)
+    seg = segment_image(img, config, labels=_external_labels(sample, config, img))
     three_d = img.is_3d
     spacing = img.spacing_um
     sp = spacing if three_d else spacing[1:]
@@ -140,18 +151,38 @@ def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> d
 
     objects = []
     for role in ("msc", "macrophage", "nuclei"):
-        if role in seg:
+        if role == "msc" and "msc" in seg:
+            # intact MSCs, then dying (fragmented) MSCs as one object each, with n_fragments / intact
+            objects.append(measure_msc(seg["msc"], spacing, fragmented=seg.get("msc_fragmented"),
+                                       n_fragments=seg.get("msc_n_fragments"), intensities=chans,
+                                       sample_id=sample.sample_id))
+        elif role in seg:
             objects.append(measure_objects(seg[role], spacing, intensities=chans, role=role,
                                            sample_id=sample.sample_id))
     objects = pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(
         columns=object_columns(2 if not three_d else 3, img.channel_names))
 
-    inter = msc_macrophage_relations(seg["msc"], seg["macrophage"], spacing, msc_signal=seg["msc_signal"],
-                                     radii_um=config.spatial.radii_um,
-                                     contact_tolerance_um=config.spatial.contact_tolerance_um,
+    spc = config.spatial
+    # interactions.csv has one row per intact MSC (n_msc); fragmented MSCs are not added here.
+    msc_all = seg["msc"]
+    inter = msc_macrophage_relations(msc_all, seg["macrophage"], spacing, msc_signal=seg["msc_signal"],
+                                     radii_um=spc.radii_um, contact_tolerance_um=spc.contact_tolerance_um,
+                                     near_um=spc.near_um, engulfed_min_fraction=spc.engulfed_min_fraction,
+                                     fragmented_min_pieces=spc.fragmented_min_pieces,
+                                     fragmented_max_diameter_um=spc.fragmented_max_diameter_um,
                                      sample_id=sample.sample_id)
-    containing = macrophages_containing(seg["macrophage"], seg["msc_positive"], spacing,
-                                        config.spatial.engulfed_min_area_um2)
+    containing = macrophages_containing(seg["macrophage"], seg["msc_positive"], spacing, spc.engulfed_min_area_um2)
+    spatial_row = spatial_summary(inter, msc_all, seg["macrophage"], spacing, tissue=tissue,
+                                  containing=containing, density_radius_um=spc.density_radius_um)
+    if spc.null_simulations > 0 and len(inter) and int(seg["macrophage"].max()) > 0 and tissue.any():
+        from .spatial_stats import null_model_test
+
+        null = null_model_test(msc_all, seg["macrophage"], spacing, tissue=tissue,
+                               n_simulations=spc.null_simulations, seed=spc.seed, radii_um=spc.radii_um,
+                               contact_tolerance_um=spc.contact_tolerance_um, placement=spc.null_placement)
+        for _, r in null.iterrows():
+            spatial_row[f"{r['statistic']}_null_mean"] = r["null_mean"]
+            spatial_row[f"{r['statistic']}_p"] = r["p_value"]
 
     cc = config.coloc
     use_tissue = cc.scope == "tissue" and tissue.any()
@@ -184,13 +215,11 @@ def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> d
         "costes_threshold_macrophage": float(co["costes_threshold_b"]), "costes_p": float(co["costes_p"]),
         "frac_msc_centroid_in_macrophage": obj_co["frac_msc_centroid_in_macrophage"],
         "msc_intensity_fraction_in_macrophages": obj_co["msc_intensity_fraction_in_macrophages"],
-        "frac_msc_contacting_macrophage": float(inter["contact"].mean()) if len(inter) else np.nan,
-        "frac_macrophage_containing_msc": float(containing.mean()) if containing.size else np.nan,
-        "median_msc_to_macrophage_um": float(np.median(inter["nearest_macrophage_um"])) if len(inter) else np.nan,
+        **spatial_row,  # frac_msc_contacting_macrophage, frac_macrophage_containing_msc, median_msc_to_macrophage_um, ...
     }
     row.update(sample.metadata)
     if labels_dir is not None:
-        for role in ("msc", "macrophage", "nuclei", "tissue"):
+        for role in ("msc", "msc_fragmented", "macrophage", "nuclei", "tissue"):
             if role in seg:
                 write_labels(Path(labels_dir) / f"{sample.sample_id}_{role}.tif", seg[role], spacing)
     return {"sample": row, "objects": objects, "interactions": inter, "coloc": coloc_rows}
@@ -212,40 +241,10 @@ def _versions() -> dict:
     return out
 
 
-def _compute(tasks_args, config, labels_dir, *, client=None, scheduler=None, use_dask=True, progress=False):
-    """Run process_sample over all samples: plain loop, local Dask scheduler or a distributed client."""
-    if not use_dask:
-        from .progress import progress_iter
-
-        it = progress_iter(tasks_args, desc="analysing") if progress else tasks_args
-        return [process_sample(s, config, labels_dir) for s in it]
-    import dask
-
-    if client is not None:
-        # One future per image; only the Sample and the Config travel to the workers.
-        futures = client.map(process_sample, tasks_args, config=config, labels_dir=labels_dir,
-                             key=[f"lungtrack-sample-{s.sample_id}" for s in tasks_args])
-        if progress:
-            import sys
-
-            from distributed import progress as dprogress
-
-            dprogress(futures)
-            sys.stderr.write("\n")
-        return client.gather(futures)
-    tasks = [dask.delayed(process_sample, pure=True)(s, config, labels_dir, dask_key_name=f"sample-{s.sample_id}")
-             for s in tasks_args]
-    if progress:
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar():
-            return list(dask.compute(*tasks, scheduler=scheduler or "threads"))
-    return list(dask.compute(*tasks, scheduler=scheduler or "threads"))
-
-
 def analyze(experiment, config=None, out=None, client=None, *, scheduler: str | None = None,
-            use_dask: bool = True, overwrite: bool = False, progress: bool = False) -> Results:
-    """Analyse a whole experiment; write the results folder if ``out`` is given.
+            use_dask: bool = True, overwrite: bool = False, resume: bool = False, strict: bool = False,
+            allow_outside_paths: bool | None = None, progress: bool = False) -> Results:
+    """Analyse a whole experiment into a results folder (DESIGN.md section 3).
 
     Parameters
     ----------
@@ -253,81 +252,51 @@ def analyze(experiment, config=None, out=None, client=None, *, scheduler: str | 
         Manifest CSV, folder (with manifest.csv or matching file names), or table.
     config : Config, dict, YAML text or path, optional
     out : path, optional
-        Results folder (DESIGN.md section 3). Refused if it exists unless ``overwrite``.
+        Results folder. An existing lungtrack run there is refused unless
+        ``resume`` or ``overwrite``. None: the run is made in a temporary folder
+        and only the tables are returned.
     client : distributed.Client, optional
         Run the per-image tasks on this cluster; else a local Dask scheduler.
     scheduler : str, optional
         Local Dask scheduler ("threads", default, or "synchronous").
     use_dask : bool
         False runs a plain Python loop (same numbers; for debugging and tests).
+    resume : bool
+        Keep the samples already analysed with the same input and config; redo the rest.
+    strict : bool
+        Stop at the first failing image instead of recording it in failures.csv.
+    allow_outside_paths : bool, optional
+        Allow manifest paths outside the experiment folder (default from the config).
 
     Returns
     -------
     Results
+        Tables, ``failures`` (one row per image that could not be analysed), the
+        provenance in ``run`` and the folder in ``out``. See `lungtrack.batch`.
     """
-    t_start = time.time()
-    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    cfg = load_config(config)
-    exp = load_experiment(experiment, cfg.run.filename_pattern)
-    # Absolute, so that workers started elsewhere (a cluster) write to the same place.
-    out_path = Path(out).resolve() if out is not None else None
-    if out_path is not None and out_path.exists() and any(out_path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_path}: results folder exists; choose another --out or pass --overwrite.")
-    stages = {}
+    from .batch import run_batch
 
-    t0 = time.time()
-    inputs = validate_inputs(exp, cfg)
-    stages["validate_s"] = time.time() - t0
+    kw = dict(client=client, scheduler=scheduler, use_dask=use_dask, strict=strict,
+              allow_outside_paths=allow_outside_paths, progress=progress)
+    if out is not None:
+        return run_batch(experiment, config, out, resume=resume, overwrite=overwrite, **kw)
+    import tempfile
 
-    staging = None
-    labels_dir = None
-    if out_path is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        staging = out_path.parent / f".{out_path.name}.partial-{os.getpid()}"
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir()
-        if cfg.run.write_labels:
-            labels_dir = staging / "labels"
-            labels_dir.mkdir()
-    try:
-        t0 = time.time()
-        parts = _compute(exp.samples, cfg, str(labels_dir) if labels_dir else None, client=client,
-                         scheduler=scheduler, use_dask=use_dask, progress=progress)
-        stages["per_image_s"] = time.time() - t0
-
-        t0 = time.time()
-        results = _assemble(parts, cfg)
-        stages["persistence_s"] = time.time() - t0
-        results.run = {
-            "lungtrack_version": __version__, "started": started, "config": cfg.to_dict(),
-            "experiment": exp.source, "n_samples": len(exp), "inputs": inputs, "versions": _versions(),
-            "scheduler": ("distributed: " + str(getattr(client, "scheduler", None) and client.scheduler.address))
-            if client is not None else (scheduler or "threads") if use_dask else "none (plain loop)",
-        }
-        if staging is not None:
-            t0 = time.time()
-            _write(results, staging)
-            stages["write_s"] = time.time() - t0
-            results.run["stages"] = stages
-            results.run["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            results.run["elapsed_s"] = time.time() - t_start
-            (staging / "run.json").write_text(json.dumps(results.run, indent=2, default=str))
-            if out_path.exists():
-                shutil.rmtree(out_path)
-            staging.rename(out_path)
-            results.out = out_path
-        else:
-            results.run["stages"] = stages
-    except BaseException:
-        if staging is not None and staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return results
+    with tempfile.TemporaryDirectory(prefix="lungtrack-") as tmp:
+        res = run_batch(experiment, config, Path(tmp) / "results", **kw)
+    res.out = None
+    return res
 
 
 def _assemble(parts: list[dict], cfg: Config) -> Results:
-    from .persistence import fit_decay, persistence_table
+    from .persistence import (
+        compare_half_lives,
+        compare_time_points,
+        decay_residuals,
+        fit_decay,
+        persistence_table,
+        recruitment_table,
+    )
 
     samples = pd.DataFrame([p["sample"] for p in parts])
     cols = SAMPLE_COLUMNS + [c for c in samples.columns if c not in SAMPLE_COLUMNS]
@@ -337,20 +306,28 @@ def _assemble(parts: list[dict], cfg: Config) -> Results:
     interactions = (pd.concat(inter_frames, ignore_index=True) if inter_frames
                     else pd.DataFrame(columns=interaction_columns(cfg.spatial.radii_um)))
     pc = cfg.persistence
-    pers = persistence_table(samples, bootstrap=pc.bootstrap, confidence=pc.confidence, seed=pc.seed)
-    fit = fit_decay(samples, bootstrap=pc.bootstrap, confidence=pc.confidence, seed=pc.seed)
+    by = tuple(pc.group_by)
+    pers = persistence_table(samples, by=by, bootstrap=pc.bootstrap, confidence=pc.confidence, seed=pc.seed)
+    fit = fit_decay(samples, by=by, bootstrap=pc.bootstrap, confidence=pc.confidence, seed=pc.seed)
+    tests = [compare_time_points(samples, value=v, by=by, correction=pc.correction)
+             for v in ("msc_per_mm2", "macrophage_per_mm2") if v in samples.columns]
+    extra = {
+        "persistence_compare": compare_half_lives(samples, by=by, bootstrap=pc.bootstrap, confidence=pc.confidence,
+                                                  seed=pc.seed),
+        "persistence_tests": pd.concat(tests, ignore_index=True) if tests else pd.DataFrame(),
+        "persistence_residuals": decay_residuals(samples, by=by, confidence=pc.confidence),
+        "recruitment": recruitment_table(samples, interactions, by=by, confidence=pc.confidence),
+    }
     coloc_frames = [p["coloc"] for p in parts if len(p.get("coloc", ()))]
     coloc = pd.concat(coloc_frames, ignore_index=True) if coloc_frames else pd.DataFrame()
     return Results(samples=samples, objects=objects, interactions=interactions, persistence=pers,
-                   persistence_fit=fit, coloc=coloc)
+                   persistence_fit=fit, coloc=coloc, persistence_tables=extra)
 
 
 def _write(results: Results, folder: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .figures import persistence_figure, save_figure
-    from .persistence import animal_table
     from .report import write_report
 
     table = pa.Table.from_pandas(results.objects, preserve_index=False)
@@ -363,6 +340,109 @@ def _write(results: Results, folder: Path) -> None:
     results.coloc.to_csv(folder / "coloc.csv", index=False)
     results.persistence.to_csv(folder / "persistence.csv", index=False)
     results.persistence_fit.to_csv(folder / "persistence_fit.csv", index=False)
-    fig = persistence_figure(results.persistence, results.persistence_fit, animals=animal_table(results.samples))
-    save_figure(fig, folder / "figures" / "persistence")
+    for name, table in results.persistence_tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False)
+    write_figures(results, folder / "figures")
     write_report(results, folder / "report.html")
+
+
+def write_figures(results: Results, figures_dir: Path) -> list[Path]:
+    """Every figure of a results folder (PNG, SVG, PDF) from its tables; returns the PNG paths."""
+    from .figures import persistence_figure, recruitment_figure, save_figure, superplot
+    from .persistence import animal_table
+
+    figures_dir = Path(figures_dir)
+    cfg = results.run.get("config") or {}
+    by = tuple(cfg.get("persistence", {}).get("group_by", ["group"]))
+    animals = animal_table(results.samples, by=by)
+    if by != ("group",):  # the figures show the joined group label of persistence.csv
+        animals["group"] = animals[list(by)].astype(str).agg(" / ".join, axis=1)
+    confidence = cfg.get("persistence", {}).get("confidence", 0.95)
+    for stem, log_scale in (("persistence", False), ("persistence_log", True)):
+        fig = persistence_figure(results.persistence, results.persistence_fit, animals=animals, log_scale=log_scale,
+                                 confidence=confidence)
+        save_figure(fig, figures_dir / stem)
+    if len(by) == 1:
+        save_figure(superplot(results.samples, by=by[0]), figures_dir / "superplot")
+    rec = results.persistence_tables.get("recruitment")
+    if rec is not None and len(rec):
+        save_figure(recruitment_figure(rec), figures_dir / "recruitment")
+    _paper_figures(results, figures_dir)
+    return sorted(figures_dir.glob("*.png"))
+
+
+def _distance_envelope(results: Results, labels_dir: Path, cfg: dict):
+    """Observed nearest MSC-macrophage centroid distances vs random macrophages in each image's tissue."""
+    import tifffile
+
+    from .figures import distance_envelope_figure
+    from .spatial_stats import nearest_distances_null
+
+    obj = results.objects
+    msc = obj[(obj["role"] == "msc") & obj.get("intact", pd.Series(True, index=obj.index)).fillna(True).astype(bool)]
+    mac = obj[obj["role"] == "macrophage"]
+    n_sim = int((cfg.get("spatial") or {}).get("null_simulations") or 0) or 99
+    seed = int((cfg.get("spatial") or {}).get("seed") or 0)
+    spacing = {str(r["sample_id"]): r["spacing_um"] for r in results.run.get("inputs", [])}
+    observed, null = {}, {}
+    for _, s in results.samples.iterrows():
+        sid = str(s["sample_id"])
+        tissue_file = labels_dir / f"{sid}_tissue.tif"
+        m = msc[msc["sample_id"].astype(str) == sid]
+        b = mac[mac["sample_id"].astype(str) == sid]
+        if not len(m) or not tissue_file.exists() or sid not in spacing:
+            continue
+        tissue = tifffile.imread(tissue_file) > 0
+        cols = ["centroid_y_um", "centroid_x_um"] if tissue.ndim == 2 else ["centroid_z_um", "centroid_y_um",
+                                                                            "centroid_x_um"]
+        from scipy.spatial import cKDTree
+
+        pts = m[cols].to_numpy(float)
+        obs = cKDTree(b[cols].to_numpy(float)).query(pts)[0] if len(b) else np.full(len(pts), np.inf)
+        sim = nearest_distances_null(pts, len(b), tissue, spacing[sid], n_simulations=n_sim, seed=seed)
+        key = (s["group"], float(s["time_h"]))
+        observed[key] = np.concatenate([observed.get(key, np.zeros(0)), obs])
+        null[key] = np.concatenate([null[key], sim], axis=1) if key in null else sim
+    return distance_envelope_figure(observed, null) if observed else None
+
+
+def _paper_figures(results: Results, figures_dir: Path) -> None:
+    """MSC states, contact and colocalization dot plots, example images, a cytofluorogram.
+
+    Each figure is optional: one that cannot be drawn (e.g. no MSC at all) is logged and
+    skipped, never costing the run.
+    """
+    from .figures import (
+        coefficient_dotplot,
+        coloc_example_figure,
+        example_images_figure,
+        save_figure,
+        state_composition_figure,
+    )
+
+    run = results.run or {}
+    cfg = run.get("config") or {}
+    inputs = {str(r["sample_id"]): r["path"] for r in run.get("inputs", [])}
+    labels_dir = Path(run["results_folder"]) / "labels" if run.get("results_folder") else None
+    axes = cfg.get("run", {}).get("axes")
+    jobs = [
+        ("msc_states", lambda: state_composition_figure(results.interactions, results.samples)
+         if len(results.interactions) and "state" in results.interactions else None),
+        ("msc_contact", lambda: coefficient_dotplot(results.samples, "frac_msc_contacting_macrophage")),
+        ("efferocytosis", lambda: coefficient_dotplot(results.samples, "frac_macrophage_containing_msc")),
+        ("coloc_pearson", lambda: coefficient_dotplot(results.samples, "pearson_r")),
+        ("example_images", lambda: example_images_figure(results.samples, inputs, labels_dir, axes=axes)
+         if labels_dir is not None and inputs else None),
+        ("cytofluorogram", lambda: coloc_example_figure(results.samples, inputs, labels_dir, cfg.get("channels", {}),
+                                                        axes=axes) if labels_dir is not None and inputs else None),
+    ]
+    if labels_dir is not None and len(results.objects):
+        jobs.append(("msc_macrophage_distances", lambda: _distance_envelope(results, labels_dir, cfg)))
+    for stem, make in jobs:
+        try:
+            fig = make()
+        except Exception as exc:  # noqa: BLE001 -- a figure must never cost the tables
+            log.warning("figure %s not drawn: %s", stem, exc)
+            continue
+        if fig is not None:
+            save_figure(fig, figures_dir / stem)
