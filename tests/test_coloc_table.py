@@ -37,6 +37,8 @@ def roi_scene(seed=1):
 def test_per_roi_known_values():
     a, b, rois, mask = roi_scene()
     t = coloc_table(a, b, mask=mask, rois=rois, sample_id="s1")
+    # the public name scripts use is lungtrack.coloc.coloc_table
+    pd.testing.assert_frame_equal(t, coloc.coloc_table(a, b, mask=mask, rois=rois, sample_id="s1"))
     assert list(t.columns) == KEYS + BASE + ["n_pixels", "convention"]
     assert t["scope"].tolist() == ["image", "mask", "roi", "roi", "roi", "roi"]
     assert t["roi"].dtype == "Int64" and t["z"].isna().all() and t["frame"].isna().all()

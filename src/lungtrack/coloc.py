@@ -42,7 +42,17 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 __all__ = ["pearson", "spearman", "kendall_tau", "li_icq", "overlap_coefficient", "manders", "rwc",
-           "van_steensel_ccf", "orthogonal_regression", "costes_thresholds", "collect_warnings", "costes_test", "coloc_summary"]
+           "van_steensel_ccf", "orthogonal_regression", "costes_thresholds", "collect_warnings", "costes_test", "coloc_summary",
+           "coloc_table"]
+
+
+def __getattr__(name):
+    # coloc_table lives in its own module (it imports this one); the public name is lungtrack.coloc.coloc_table.
+    if name == "coloc_table":
+        from .coloc_table import coloc_table
+
+        return coloc_table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 CONVENTIONS = ("jacop", "coloc2")
 
