@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage as ndi
 
 
 def object_columns(ndim: int, channel_names=()) -> list[str]:
@@ -35,6 +34,30 @@ def border_labels(labels: np.ndarray) -> np.ndarray:
         return np.zeros(0, labels.dtype)
     u = np.unique(np.concatenate(found))
     return u[u > 0]
+
+
+def _label_bins(labels: np.ndarray):
+    """Flat bin index per voxel, the object labels (> 0), the bin of each label and voxels per bin.
+
+    Labels are bins directly when they are small non-negative integers (the usual
+    1..n); sparse or huge label values (external label images) go through np.unique.
+    """
+    flat = labels.reshape(-1)
+    if labels.dtype.kind not in "iub":
+        raise ValueError(f"labels must be integers, got {labels.dtype}")
+    if flat.size == 0:
+        return flat.astype(np.intp), np.zeros(0, np.int64), np.zeros(0, np.intp), np.zeros(1, np.intp)
+    lo, hi = int(flat.min()), int(flat.max())
+    if lo >= 0 and hi <= flat.size:
+        bins = flat.astype(np.intp, copy=False)
+        counts = np.bincount(bins)
+        ids = np.flatnonzero(counts)
+        ids = ids[ids > 0]
+        return bins, ids.astype(np.int64), ids, counts
+    values, inv = np.unique(flat, return_inverse=True)
+    bins = inv.reshape(-1).astype(np.intp, copy=False)
+    keep = np.flatnonzero(values > 0)
+    return bins, values[keep].astype(np.int64), keep, np.bincount(bins)
 
 
 def measure_objects(labels: np.ndarray, spacing_um, *, intensities: dict[str, np.ndarray] | None = None,
@@ -72,15 +95,21 @@ def measure_objects(labels: np.ndarray, spacing_um, *, intensities: dict[str, np
     sp = spacing[-labels.ndim:]
     intensities = intensities or {}
     cols = object_columns(labels.ndim, list(intensities))
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
+    bins, ids, at, nvox = _label_bins(labels)
     if ids.size == 0:
         empty = pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in cols})
         return empty
+    # One np.bincount per quantity: the sums scipy.ndimage.sum_labels / center_of_mass / mean
+    # compute (same order, same bits), without their repeated unique/min/max/ravel passes.
+    nb = nvox.size
+    counts = nvox[at].astype(np.float64)
     vox = float(np.prod(sp))
-    counts = ndi.sum_labels(np.ones(labels.shape, np.float64), labels, ids)
     size = counts * vox
-    cent = np.asarray(ndi.center_of_mass(np.ones(labels.shape), labels, ids), float).reshape(len(ids), labels.ndim)
+    cent = np.empty((len(ids), labels.ndim))
+    for ax in range(labels.ndim):
+        coord = np.arange(labels.shape[ax], dtype=np.float64).reshape((-1,) + (1,) * (labels.ndim - ax - 1))
+        weights = np.broadcast_to(coord, labels.shape).reshape(-1)
+        cent[:, ax] = np.bincount(bins, weights=weights, minlength=nb)[at] / counts
     cent = cent * np.asarray(sp)
     if labels.ndim == 2:
         cent = np.column_stack([np.zeros(len(ids)), cent])
@@ -93,7 +122,8 @@ def measure_objects(labels: np.ndarray, spacing_um, *, intensities: dict[str, np
         cols[6]: size, "equivalent_diameter_um": eqd,
     }
     for name, img in intensities.items():
-        data[f"mean_intensity_{name}"] = ndi.mean(np.asarray(img, np.float64), labels, ids)
+        w = np.asarray(img, np.float64).reshape(-1)
+        data[f"mean_intensity_{name}"] = np.bincount(bins, weights=w, minlength=nb)[at] / counts
     data["touches_border"] = np.isin(ids, border_labels(labels))
     return pd.DataFrame(data, columns=cols)
 
