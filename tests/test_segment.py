@@ -77,3 +77,20 @@ def test_small_field_where_mscs_are_much_of_the_tissue():
     m = match_objects(s.labels["msc"], seg["msc"])
     assert abs(m["n_pred"] - m["n_true"]) <= 1, m
     assert match_objects(s.labels["macrophage"], seg["macrophage"])["f1"] >= 0.9
+
+
+@pytest.mark.parametrize("shape", [(300, 301), (1, 9), (1, 1), (4, 60, 70), (0, 4, 4)])
+@pytest.mark.parametrize("p", [0.3, 0.55, 0.8])
+def test_fill_holes_equals_scipy(shape, p):
+    """classic.fill_holes (one labelling of the background) = scipy's binary_fill_holes, per slice in 3D."""
+    from scipy import ndimage as ndi
+
+    from lungtrack.segment.classic import fill_holes
+
+    rng = np.random.default_rng(int(p * 100) + len(shape))
+    m = rng.random(shape) < p
+    ref = ndi.binary_fill_holes(m) if m.ndim == 2 else np.array([ndi.binary_fill_holes(x) for x in m], bool)
+    out = fill_holes(m)
+    assert out.shape == m.shape and np.array_equal(out, ref.reshape(m.shape))
+    if m.size > 1000 and p > 0.5:
+        assert out.sum() > m.sum()  # the scenes do have holes

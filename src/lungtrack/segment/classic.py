@@ -347,7 +347,7 @@ def segment_corrected(corrected: np.ndarray, spacing_um, params: RoleSegmentatio
         img = ndi.gaussian_filter(img, _sigma_px(params.smoothing_sigma_um, spacing_um))
     t = threshold_value(img, params.threshold, within=within, min_signal_ratio=params.min_signal_ratio)
     mask = img > t
-    mask = ndi.binary_fill_holes(mask) if mask.ndim == 2 else _fill_holes_per_slice(mask)
+    mask = fill_holes(mask)
     if params.split_touching and mask.any():
         labels = split_touching(mask, spacing_um, params.split_min_distance_um)
     else:
@@ -356,9 +356,32 @@ def segment_corrected(corrected: np.ndarray, spacing_um, params: RoleSegmentatio
     return (labels, t) if return_threshold else labels
 
 
-def _fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    # In a z-stack a cell's hole is closed in 3D only if closed in every slice: fill per slice.
-    return np.stack([ndi.binary_fill_holes(m) for m in mask])
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """`scipy.ndimage.binary_fill_holes` (2D), per z-slice for a (Z, Y, X) stack; same result, faster.
+
+    A hole is a background component (face connectivity, the default structure of
+    ``binary_fill_holes``) that does not reach the image edge. One labelling of the
+    background finds them all, where scipy grows the outside by iterated dilation
+    (about 5x slower on 2048 x 2048). In a z-stack a cell's hole is closed in 3D only
+    if closed in every slice, hence per slice.
+
+    Examples
+    --------
+    >>> m = np.zeros((7, 7), bool); m[1:6, 1:6] = True; m[3, 3] = False
+    >>> bool(fill_holes(m)[3, 3]), bool(fill_holes(m)[0, 0])
+    (True, False)
+    """
+    mask = np.asarray(mask, bool)
+    if mask.ndim == 3:
+        return np.stack([fill_holes(m) for m in mask]) if mask.shape[0] else mask.copy()
+    background, n = ndi.label(~mask)
+    outside = np.zeros(n + 1, bool)
+    for ax in range(mask.ndim):  # components on any edge of the image are the outside
+        outside[np.take(background, 0, axis=ax)] = True
+        outside[np.take(background, -1, axis=ax)] = True
+    outside[0] = False  # label 0: the mask itself
+    return ~outside[background]
+
 
 
 def positive_mask(corrected: np.ndarray, spacing_um, threshold: float, sigma_um: float = 0.5) -> np.ndarray:

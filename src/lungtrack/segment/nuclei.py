@@ -27,7 +27,7 @@ from scipy import ndimage as ndi
 from skimage import measure, morphology, segmentation
 
 from ..config import RoleSegmentation
-from .classic import _fill_holes_per_slice, _sigma_px, size_filter, threshold_value
+from .classic import _sigma_px, fill_holes, size_filter, threshold_value
 
 __all__ = ["segment_nuclei", "split_hmaxima", "split_by_seeds", "threshold_mask"]
 
@@ -49,7 +49,7 @@ def threshold_mask(corrected: np.ndarray, spacing_um, params: RoleSegmentation, 
         img = ndi.gaussian_filter(img, _sigma_px(params.smoothing_sigma_um, spacing_um))
     t = threshold_value(img, params.threshold, within=within, min_signal_ratio=params.min_signal_ratio)
     mask = img > t
-    mask = ndi.binary_fill_holes(mask) if mask.ndim == 2 else _fill_holes_per_slice(mask)
+    mask = fill_holes(mask)
     return mask, t
 
 
