@@ -152,3 +152,19 @@ def test_plain_multipage_tiff_error_mentions_axes(tmp_path):
     with pytest.raises(MissingPixelSizeError, match="run.axes"):
         read_image(p)
     assert read_image(p, axes="CYX").data.shape == (1, 3, 1, 8, 8)
+
+
+def test_pyramidal_ome_tiff_reads_its_full_resolution(tmp_path):
+    """A pyramidal OME-TIFF (SubIFDs, as QuPath and bfconvert write): level 0, with its spacing and names."""
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 4000, (2, 256, 320), dtype=np.uint16)
+    p = tmp_path / "pyramid.ome.tif"
+    meta = {"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "Channel": {"Name": ["GFP", "CD68"]}}
+    with tifffile.TiffWriter(p, ome=True) as tif:
+        tif.write(data, subifds=2, tile=(64, 64), metadata=meta)
+        for f in (2, 4):
+            tif.write(data[:, ::f, ::f], subfiletype=1, tile=(64, 64))
+    img = read_image(p)
+    assert img.data.shape == (1, 2, 1, 256, 320)
+    assert img.spacing_um[1:] == pytest.approx((0.5, 0.5)) and img.channel_names == ["GFP", "CD68"]
+    np.testing.assert_array_equal(img.data[0, :, 0].compute(), data)

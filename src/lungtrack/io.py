@@ -346,8 +346,9 @@ def read_image(
             "or remove its row from the manifest."
         ) from exc
 
-    # The zarr store keeps its own file handle open for lazy reads.
-    store = tifffile.imread(path, aszarr=True)
+    # The zarr store keeps its own file handle open for lazy reads. level=0: the full
+    # resolution of a pyramidal OME-TIFF (without it the store is a multiscale group).
+    store = tifffile.imread(path, aszarr=True, level=0)
     arr = da.from_zarr(store)
     data = _to_tczyx(arr, s_axes)
 
