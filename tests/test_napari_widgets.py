@@ -21,9 +21,9 @@ pytest.importorskip("lungtrack_napari")
 da = pytest.importorskip("dask.array")
 QApplication = pytest.importorskip("qtpy.QtWidgets").QApplication
 
-from lungtrack_napari._reader import get_reader  # noqa: E402
+from lungtrack_napari._reader import channel_layer_kwargs, get_reader  # noqa: E402
 from lungtrack_napari._settings import get_section  # noqa: E402
-from lungtrack_napari._widget import apply_config, config_from_widget, segment_layers  # noqa: E402
+from lungtrack_napari._widget import add_or_update_layers, apply_config, config_from_widget, segment_layers  # noqa: E402,E501
 from lungtrack_napari._writer import write_results  # noqa: E402
 
 from lungtrack.config import Config  # noqa: E402
@@ -66,11 +66,14 @@ def results_folder(tmp_path_factory) -> Path:
 
 
 def shot(viewer, path, reset=False):
-    """Window screenshot (canvas + docked widgets) at a size where the docks are readable."""
+    """Window screenshot (canvas with scale bar + docked widgets) at a size where the docks are readable."""
+    from lungtrack_napari._export_widget import scale_bar_of
+
     viewer.window._qt_window.resize(1700, 1000)
     QApplication.processEvents()
     if reset:
         viewer.reset_view()
+    scale_bar_of(viewer).visible = True
     viewer.screenshot(str(path), canvas_only=False)
 
 
@@ -177,6 +180,63 @@ def test_reader_keeps_a_2gb_image_lazy(tmp_path):
     assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB: the reader loaded more than a chunk"
 
 
+def _write_2gib_ome_tiff(path: Path) -> np.ndarray:
+    """A 2 x 32768 x 16384 uint16 (2 GiB) tiled OME-TIFF at 0.5 um; every 1024 x 1024 tile is ``tile``.
+
+    The tiles are one zlib-encoded buffer written 1024 times, so the file is about 26 MiB
+    and takes a fraction of a second to write. Returns the tile.
+    """
+    import zlib
+
+    import tifffile
+
+    tile = (np.arange(1024 * 1024, dtype=np.uint32) % 4093).astype(np.uint16).reshape(1024, 1024)
+    enc = zlib.compress(tile.tobytes(), 1)
+    tifffile.imwrite(path, (enc for _ in range(2 * 32 * 16)), shape=(2, 32768, 16384), dtype="uint16",
+                     tile=(1024, 1024), compression="zlib", ome=True,
+                     metadata={"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+                               "Channel": {"Name": ["GFP", "CD68"]}})
+    return tile
+
+
+@needs_display
+def test_reader_opens_a_2gb_tiff_in_the_viewer_without_loading_it(make_napari_viewer, tmp_path):
+    path = tmp_path / "big.ome.tif"
+    tile = _write_2gib_ome_tiff(path)
+    tracemalloc.start()
+    layers = get_reader(str(path))()
+    block = layers[1][0][0][1000:1300, 2000:2100].compute()  # crosses 4 tiles
+    peak_reader = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [m["name"] for _d, m, _k in layers] == ["GFP", "CD68"]
+    for data, meta, _k in layers:
+        assert meta["multiscale"] and isinstance(data[0], da.Array) and data[0].shape == (32768, 16384)
+        assert data[-1].shape == (2048, 1024) and meta["scale"] == (0.5, 0.5)
+    np.testing.assert_array_equal(block, tile[np.ix_(np.arange(1000, 1300) % 1024, np.arange(2000, 2100) % 1024)])
+    assert peak_reader < 64 * 2**20, f"peak {peak_reader / 2**20:.0f} MiB in the reader"
+
+    # In the viewer: napari draws the overview level, read chunk by chunk; a single-resolution
+    # layer would make napari read whole 1 GiB planes. napari's own dask chunk cache (which
+    # keeps up to a fraction of RAM on purpose) is off for the measurement.
+    from napari.settings import get_settings
+
+    dask_settings = get_settings().application.dask
+    was = dask_settings.enabled
+    dask_settings.enabled = False
+    try:
+        viewer = make_napari_viewer(show=True)
+        tracemalloc.start()
+        opened = viewer.open(str(path), plugin=PLUGIN)
+        QApplication.processEvents()
+        peak_viewer = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    finally:
+        dask_settings.enabled = was
+    assert [lay.multiscale for lay in opened] == [True, True]
+    assert [lay.data_level for lay in opened] == [4, 4]  # the 2048 x 1024 overview
+    assert peak_viewer < 256 * 2**20, f"peak {peak_viewer / 2**20:.0f} MiB while napari showed the image"
+
+
 def test_reader_returns_none_for_plain_folders(tmp_path):
     (tmp_path / "sub").mkdir()
     assert get_reader(str(tmp_path / "sub")) is None
@@ -216,6 +276,15 @@ def test_timelapse_sample_has_frames_and_true_tracks():
     # vertices in pixels: y_um / spacing
     first = tl.tracks.sort_values(["track_id", "frame"]).iloc[0]
     np.testing.assert_allclose(tracks[0, 1:], (first.frame, first.y_um / tl.spacing_um[0], first.x_um / tl.spacing_um[1]))
+
+
+def test_segment_warns_when_the_config_maps_channels_it_cannot_use():
+    s = simulate_section(shape=(128, 128), n_msc=2, n_macrophage=2, seed=1)
+    gfp, cd68 = (napari.layers.Image(s.image[c], name=n) for c, n in ((1, "GFP"), (2, "CD68")))
+    cfg = {"channels": {"msc": "GFP", "macrophage": "CD68", "autofluorescence": "AF"}}
+    with pytest.warns(UserWarning, match="autofluorescence -> 'AF'.*differ from `lungtrack analyze`"):
+        out = segment_layers(gfp, cd68, config=cfg)
+    assert len(out[0][1]["features"]) == len(segment_layers(gfp, cd68)[0][1]["features"])
 
 
 # -- results folder: reader and writer round trip -------------------------------------------------------
@@ -339,10 +408,9 @@ def test_segment_widget_config_round_trip_settings_cancel_and_preview(make_napar
 def test_interactions_widget_matches_library(make_napari_viewer, qtbot, shots):
     s = simulate_section(shape=(256, 256), n_msc=8, n_macrophage=16, seed=5)
     viewer = make_napari_viewer(show=True)
-    imgs = [viewer.add_image(s.image[c], name=n, scale=(1.0, 1.0), blending="additive",
-                             colormap=("blue", "green", "magenta")[c]) for c, n in enumerate(s.channel_names)]
-    for d, kw, _k in segment_layers(imgs[1], imgs[2]):
-        viewer.add_labels(d, **kw)
+    imgs = [viewer.add_image(s.image[c], **channel_layer_kwargs(n, "YX", (1.0, 1.0)))
+            for c, n in enumerate(s.channel_names)]
+    add_or_update_layers(viewer, segment_layers(imgs[1], imgs[2]))  # as the Segment widget adds them
     msc, mac = viewer.layers["msc labels"], viewer.layers["macrophage labels"]
     _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "MSC-macrophage interactions")
     widget.msc_labels.value, widget.macrophage_labels.value = msc, mac
@@ -392,6 +460,40 @@ def test_coloc_widget_shapes_scope_and_row_click(make_napari_viewer, shots):
     widget.coefficients.native.selectRow(row)
     assert shapes.selected_data == {1}
     np.testing.assert_allclose(viewer.scene.camera.center[-2:], (14.75, 29.75))
+
+
+@needs_display
+def test_coloc_widget_per_msc_on_the_sample_section(make_napari_viewer, shots):
+    from lungtrack.coloc_table import coloc_table
+
+    viewer = make_napari_viewer(show=True)
+    dapi, gfp, cd68 = viewer.open_sample(PLUGIN, "synthetic_2d")
+    add_or_update_layers(viewer, segment_layers(gfp, cd68))
+    msc = viewer.layers["msc labels"]
+    viewer.layers["macrophage labels"].visible = False
+    viewer.layers["tissue"].visible = False
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Colocalization")
+    widget.a_layer.value, widget.b_layer.value, widget.labels_layer.value = gfp, cd68, msc
+    widget.scope.value = "per object label"
+    df = widget()
+    # The widget's table is the library's, on the same pixels.
+    ref = coloc_table(np.asarray(gfp.data), np.asarray(cd68.data), objects=np.asarray(msc.data),
+                      spacing_um=(1.0, 1.0, 1.0), sample_id="GFP")
+    pd.testing.assert_frame_equal(df, ref)
+    objects = df[df["scope"] == "object"]
+    assert sorted(objects["roi"].astype(int)) == sorted(msc.features["label"])
+    assert list(widget.coefficients.value["columns"][:5]) == ["scope", "roi", "pearson_r", "manders_m1", "manders_m2"]
+    # Clicking the row of an MSC selects it and centres the camera on it.
+    row = int(np.flatnonzero(df["scope"].to_numpy() == "object")[3])
+    widget.coefficients.native.selectRow(row)
+    lab = int(df["roi"].iloc[row])
+    assert msc.selected_label == lab and msc.show_selected_label
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], np.argwhere(np.asarray(msc.data) == lab).mean(0))
+    assert "cytofluorogram" in viewer.window.dock_widgets
+    msc.show_selected_label = False  # the screenshot shows all MSC outlines; the camera stays on the chosen one
+    viewer.window._qt_window.resize(1700, 1000)
+    QApplication.processEvents()
+    viewer.scene.camera.zoom = 3.0
     shot(viewer, shots / "napari-coloc.png")
 
 
@@ -443,6 +545,15 @@ def test_export_widget_writes_tables_figures_screenshot(make_napari_viewer, resu
     from lungtrack_napari._export_widget import scale_bar_of
 
     assert not scale_bar_of(viewer).visible  # restored after the screenshot
+    # The scale bar (drawn at the bottom right) is what differs from a plain canvas screenshot.
+    plain = viewer.screenshot(canvas_only=True)
+    assert plain.shape == img.shape
+    diff = np.abs(plain[..., :3].astype(int) - img[..., :3].astype(int)).max(axis=2) > 0
+    ys, xs = np.nonzero(diff)
+    assert len(ys) > 100 and ys.min() > img.shape[0] / 2 and xs.min() > img.shape[1] / 2
+    import shutil
+
+    shutil.copy(tmp_path / "export" / "screenshot.png", shots / "napari-export-screenshot.png")
     back = pd.read_csv(tmp_path / "export" / "results" / "objects.csv")
     assert len(back[back.role == "msc"]) == len(msc.features)
     meta = json.loads((results_folder / "run.json").read_text())

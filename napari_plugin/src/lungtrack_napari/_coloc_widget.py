@@ -141,6 +141,7 @@ def _add_table(widget) -> None:
             first = [c for c in ("scope", "roi", "pearson_r", "manders_m1", "manders_m2") if c in shown.columns]
             shown = shown[first + [c for c in shown.columns if c not in first]]
             table.value = shown.round(4).astype(object).where(shown.notna(), "").to_dict("list")
+            table.native.resizeColumnsToContents()  # full column names, no clipped numbers
 
     def on_row():
         df = widget.last_table

@@ -115,6 +115,7 @@ def _init(widget) -> None:
             keep = [c for c in ("msc_label", "state", "nearest_macrophage_um", "nearest_macrophage_surface_um",
                                 "contact", "engulfed_fraction") if c in df.columns]
             table.value = df[keep].round(2).astype(object).to_dict("list")
+            table.native.resizeColumnsToContents()  # full column names, no clipped numbers
 
     def on_row():
         rows = sorted({i.row() for i in table.native.selectedIndexes()})

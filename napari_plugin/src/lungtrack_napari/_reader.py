@@ -30,6 +30,8 @@ ZARR_SUFFIX = ".zarr"
 ROLES = ("msc", "macrophage", "nuclei", "tissue")
 #: Label images above this size stay lazy (dask) in the viewer.
 LAZY_LABELS_BYTES = 256 * 2**20
+#: Images with a side longer than this open as multiscale layers (see `lazy_pyramid`).
+PYRAMID_MIN_SIDE = 4096
 
 #: Channel-name fragments (lower case, letters and digits only) -> napari colormap.
 _COLORMAPS = (
@@ -89,13 +91,39 @@ def channel_layer_kwargs(name: str, axes: str, scale, metadata: dict | None = No
     return kw
 
 
+def lazy_pyramid(data, *, min_side: int = PYRAMID_MIN_SIDE, coarsest_side: int = 2048) -> list:
+    """``[data, data[..., ::2, ::2], data[..., ::4, ::4], ...]`` down to ``coarsest_side``, or ``[data]``.
+
+    napari reads the whole displayed plane of a single-resolution layer (a 32768 x 16384
+    section: 1 GiB per channel, and a minute, before anything shows). A multiscale layer
+    reads only the visible tiles of the level that fits the canvas. The levels are lazy
+    strided views of the same dask array: nothing is read here, and the coarsest level
+    (the overview) is read chunk by chunk, in bounded memory. Images whose longest side
+    is at most ``min_side`` stay single-resolution.
+
+    >>> import dask.array as da
+    >>> [lev.shape for lev in lazy_pyramid(da.zeros((3, 10000, 6000), chunks=1024))]
+    [(3, 10000, 6000), (3, 5000, 3000), (3, 2500, 1500), (3, 1250, 750)]
+    >>> len(lazy_pyramid(da.zeros((512, 512))))
+    1
+    """
+    if max(data.shape[-2:]) <= min_side:
+        return [data]
+    levels, f = [data], 2
+    while max(data.shape[-2:]) / (f // 2) > coarsest_side:
+        levels.append(data[..., ::f, ::f])
+        f *= 2
+    return levels
+
+
 def image_layer_data(image: Image, *, name_suffix: str = "") -> list[tuple]:
     """Layer-data tuples, one per channel, for a lungtrack `Image` (data stay lazy).
 
     Axes: ``(Y, X)`` for a 2D image, ``(Z, Y, X)`` for a z-stack, with a leading
     ``T`` for time-lapse; ``scale`` is the voxel size in um (1 per frame for T).
     ``metadata`` holds ``path``, ``spacing_um``, ``channel_name``, ``channel_index``
-    and ``axes``.
+    and ``axes``. Images longer than `PYRAMID_MIN_SIDE` on a side are multiscale
+    (`lazy_pyramid`); ``data[0]`` is then the full resolution.
     """
     n_t, _, n_z = (int(s) for s in image.data.shape[:3])
     axes = ("T" if n_t > 1 else "") + ("Z" if n_z > 1 else "") + "YX"
@@ -119,6 +147,10 @@ def image_layer_data(image: Image, *, name_suffix: str = "") -> list[tuple]:
             meta["spacing_missing"] = True
         kw = channel_layer_kwargs(name, axes, scale, meta)
         kw["name"] = f"{name}{name_suffix}"
+        levels = lazy_pyramid(data)
+        if len(levels) > 1:
+            kw["multiscale"] = True
+            data = levels
         out.append((data, kw, "image"))
     return out
 

@@ -8,6 +8,7 @@ magicgui form: "Segment" runs on the whole image in a worker thread (progress ba
 "Load config"/"Save config" read and write the same YAML as the ``lungtrack`` CLI.
 All computation happens in `lungtrack`.
 """
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -26,6 +27,8 @@ from ._reader import channel_colormap
 LAYER_NAMES = {"msc": "msc labels", "macrophage": "macrophage labels", "nuclei": "nuclei labels", "tissue": "tissue"}
 
 _DEFAULTS = Config().segment
+#: Outline width (pixels) of each role's Labels layer; napari's ``contour`` (0 fills the labels).
+CONTOUR_PX = {"msc": 2, "macrophage": 2, "nuclei": 1}
 
 
 def _tip(role: str, field: str) -> str:
@@ -94,6 +97,12 @@ def segment_steps(
     arr = np.stack([b for b, *_rest in blocks])
     names = [lay.name for lay in layers]
     cfg = load_config(config).model_copy(deep=True)  # never mutate the caller's config
+    unused = {k: getattr(cfg.channels, k) for k in ("tissue", "autofluorescence") if getattr(cfg.channels, k) is not None}
+    if unused:
+        # napari shows warnings as notifications; the user must know the result can differ from the CLI's.
+        warnings.warn(f"the config maps {', '.join(f'{k} -> {v!r}' for k, v in unused.items())}, which the Segment "
+                      "widget does not use (tissue mask from the chosen channels, no autofluorescence subtraction): "
+                      "counts can differ from `lungtrack analyze` with this config.", stacklevel=2)
     cfg.channels.msc = 0
     cfg.channels.macrophage = 1
     cfg.channels.nuclei = 2 if nuclei_layer is not None else None
@@ -111,7 +120,7 @@ def segment_steps(
         features = measure_objects(labels, spacing, intensities=intensities, role=role)
         features.insert(0, "index", features["label"].to_numpy())
         meta = {"role": role, "spacing_um": tuple(spacing)}
-        out.append((labels, {"name": LAYER_NAMES[role], "features": features, "opacity": 0.6, "metadata": meta,
+        out.append((labels, {"name": LAYER_NAMES[role], "features": features, "opacity": 0.9, "metadata": meta,
                              **placement}, "labels"))
         yield f"measure {role}"
     out.append((seg["tissue"].astype(np.uint8), {"name": LAYER_NAMES["tissue"], "opacity": 0.15,
@@ -162,8 +171,18 @@ def segment_layers(
             return done.value
 
 
+def outline(layer) -> None:
+    """Draw an MSC / macrophage / nuclei Labels layer as outlines (`CONTOUR_PX`), so the signal stays visible."""
+    role = layer.metadata.get("role") if isinstance(layer, napari.layers.Labels) else None
+    if role in CONTOUR_PX:
+        layer.contour = CONTOUR_PX[role]  # not a Labels() argument in napari 0.9: set after adding
+
+
 def add_or_update_layers(viewer: "napari.viewer.Viewer", layer_data: list[tuple]) -> list["napari.layers.Layer"]:
-    """Add layer-data tuples to the viewer, updating layers of the same name and type in place."""
+    """Add layer-data tuples to the viewer, updating layers of the same name and type in place.
+
+    Object labels (``metadata['role']`` msc, macrophage, nuclei) are drawn as outlines.
+    """
     result = []
     for data, kwargs, kind in layer_data:
         name = kwargs["name"]
@@ -173,11 +192,13 @@ def add_or_update_layers(viewer: "napari.viewer.Viewer", layer_data: list[tuple]
             for key in ("scale", "translate", "units", "axis_labels", "features"):
                 if key in kwargs:
                     setattr(old, key, kwargs[key])
-            result.append(old)
-            continue
-        if old is not None:
-            viewer.layers.remove(old)
-        result.append(getattr(viewer, f"add_{kind}")(data, **kwargs))
+            layer = old
+        else:
+            if old is not None:
+                viewer.layers.remove(old)
+            layer = getattr(viewer, f"add_{kind}")(data, **kwargs)
+        outline(layer)
+        result.append(layer)
     return result
 
 
