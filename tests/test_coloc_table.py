@@ -231,3 +231,15 @@ def test_costes_warnings_column_instead_of_log_lines(caplog):
     tiny = coloc_table(np.array([[0.0, 4, 2, 10, 11, 12]]), np.array([[4.0, 0, 2, 10, 11, 12]]),
                        objects=np.ones((1, 6), np.int32), coefficients=("costes",))
     assert tiny["costes_warnings"].tolist() == ["threshold_a_too_high;threshold_b_too_high;few_pixels_above_both"] * 2
+
+
+def test_anti_correlated_region_says_why_manders_is_undefined():
+    """No Costes thresholds exist when the channels are anti-correlated: the row carries a code, M1/M2 are NaN."""
+    rng = np.random.default_rng(51)
+    a = rng.uniform(10, 200, (30, 30))
+    b = 210 - a + rng.normal(0, 1, a.shape)
+    t = coloc_table(a, b, coefficients=("pearson", "manders", "costes"))
+    row = t.iloc[0]
+    assert row["pearson_r"] < -0.99 and np.isnan(row["manders_m1"]) and np.isnan(row["manders_m2"])
+    assert row["costes_warnings"] == "not_positively_correlated"
+    assert row["costes_threshold_a"] == a.max() and row["costes_threshold_b"] == b.max()

@@ -763,7 +763,11 @@ def costes_thresholds(a, b, mask=None) -> tuple[float, float]:
         return math.nan, math.nan
     line = _deming(raw_a, raw_b)
     if line is None:
-        # Common and expected for MSC vs macrophage label in most tissue: INFO, not a warning.
+        # Common and expected for MSC vs macrophage label in most tissue: INFO, not a warning;
+        # but a table row must still say why its Manders values are undefined.
+        codes = getattr(_collector, "codes", None)
+        if codes is not None:
+            codes.append("not_positively_correlated")
         log.info("costes_thresholds: channels are not positively correlated (regression slope <= 0 "
                  "or undefined); returning the channel maxima as thresholds")
         return float(raw_a.max()), float(raw_b.max())

@@ -244,8 +244,10 @@ def coloc_table(a, b, *, mask=None, rois=None, objects=None, per_z=False, per_fr
         ``costes_warnings``: Coloc 2's quality warnings for the region's Costes
         thresholds as ``;``-separated codes -- ``intercept_far_from_zero``,
         ``threshold_a_too_high``, ``threshold_b_too_high``, ``thresholds_too_low``,
-        ``few_pixels_above_both``, ``r_never_drops_to_zero``, ``empty_region`` --
-        instead of one log line per region), and the
+        ``few_pixels_above_both``, ``r_never_drops_to_zero``, ``empty_region``, and
+        ``not_positively_correlated`` (no Costes thresholds exist: they are set to the
+        channel maxima and thresholded Manders values are NaN) -- instead of one log
+        line per region), and the
         optional ``"spearman"``, ``"kendall_tau"``, ``"li_icq"``, ``"overlap"``
         (columns of the same name; from ``lungtrack.coloc.spearman``,
         ``kendall_tau``, ``li_icq`` and ``overlap_coefficient``).
