@@ -243,13 +243,22 @@ def test_simulator_truth_labels_contacts_and_fragments():
 
 def test_simulator_segmented_flags_and_efferocytosis_index():
     """Segmented simulated sections (5 seeds pooled): contact and engulfed flags >= 90% right per MSC,
-    efferocytosis index within 0.1 of truth (pooled over all macrophages)."""
+    efferocytosis index within 0.1 of truth (pooled over all macrophages).
+
+    The simulator's intact MSCs are never engulfed; its engulfed MSC material is the puncta inside
+    engulfing macrophages. So the engulfed flag is checked on every MSC-label object (each connected
+    component of the segmented MSC-positive mask: intact cells, fragments and engulfed puncta), against
+    truth "most of the object lies on simulated puncta inside macrophages"; seeds 11-20 measured
+    accuracy 0.995 over 369 objects (146 engulfed), sensitivity 1.0."""
+    from scipy import ndimage as ndi
+
     from lungtrack.config import Config
     from lungtrack.segment import segment_image
     from lungtrack.synthetic import simulate_section
 
     tol = Config().spatial.contact_tolerance_um
     right_contact, right_engulfed, containing, engulfing = [], [], [], []
+    truth_eng, flag_eng = [], []
     for seed in range(11, 16):
         s = simulate_section(shape=(384, 384), n_msc=18, n_macrophage=40, frac_macrophage_recruited=0.5,
                              frac_macrophage_engulfing=0.4, seed=seed)
@@ -266,11 +275,21 @@ def test_simulator_segmented_flags_and_efferocytosis_index():
                 continue
             right_contact.append(bool(contact) == (int(np.bincount(under).argmax()) in contacted))
             right_engulfed.append(state != "engulfed")  # no intact simulated MSC is engulfed
+        pieces, _ = ndi.label(seg["msc_positive"])
+        t_all = msc_macrophage_relations(pieces, seg["macrophage"], s.spacing_um, msc_signal=seg["msc_signal"],
+                                         contact_tolerance_um=tol)
+        on_puncta = ndi.mean(s.labels["msc_puncta"] > 0, pieces, t_all.msc_label.to_numpy())
+        truth_eng.append(on_puncta >= 0.5)
+        flag_eng.append((t_all.state == "engulfed").to_numpy())
         containing.append(macrophages_containing(seg["macrophage"], seg["msc_positive"], s.spacing_um, 2.0))
         engulfing.append((mac.state == "engulfing").to_numpy())
     assert len(right_contact) >= 70
     assert np.mean(right_contact) >= 0.9
     assert np.mean(right_engulfed) >= 0.9
+    truth_eng, flag_eng = np.concatenate(truth_eng), np.concatenate(flag_eng)
+    assert truth_eng.sum() >= 50 and (~truth_eng).sum() >= 50  # both classes well represented
+    assert np.mean(truth_eng == flag_eng) >= 0.9
+    assert flag_eng[truth_eng].mean() >= 0.9 and (~flag_eng[~truth_eng]).mean() >= 0.9
     assert abs(np.concatenate(containing).mean() - np.concatenate(engulfing).mean()) <= 0.1
 
 
@@ -290,3 +309,20 @@ def test_summary_density_in_3d_uses_projected_tissue():
     near = (ndi.distance_transform_edt(msc == 0, sampling=(2, 1, 1)) <= 20).any(axis=0)
     assert s["macrophage_per_mm2_near_msc"] == pytest.approx(1 / (near.sum() * 1e-6))
     assert s["macrophage_per_mm2_far_msc"] == pytest.approx(2 / ((~near).sum() * 1e-6))
+
+
+def test_within_distance_in_slabs_equals_the_whole_image_edt():
+    """Slab-wise 'within r of an MSC' equals scipy's whole-image EDT, in 2D and anisotropic 3D, at any slab size."""
+    from scipy import ndimage as ndi
+
+    from lungtrack.spatial import within_distance
+
+    rng = np.random.default_rng(0)
+    for shape, sp, r in (((90, 130), (0.5, 0.7), 6.0), ((7, 40, 55), (2.0, 0.6, 0.4), 5.0)):
+        mask = np.zeros(shape, bool)
+        mask[tuple(rng.integers(0, n, 12) for n in shape)] = True
+        whole = ndi.distance_transform_edt(~mask, sampling=sp) <= r
+        for max_voxels in (1, 500, 10 ** 9):
+            np.testing.assert_array_equal(within_distance(mask, (1.0,) * (3 - len(shape)) + sp, r,
+                                                          max_voxels=max_voxels), whole)
+    assert not within_distance(np.zeros((20, 30), bool), (1, 1, 1), 5.0).any()

@@ -70,10 +70,10 @@ def place_at_random(labels: np.ndarray, tissue: np.ndarray | None, rng, *, avoid
     """Move every object of ``labels`` to a random place inside ``tissue``, keeping its shape.
 
     Each object's voxel pattern is translated so that its centroid voxel lands on a
-    uniformly drawn tissue voxel. Voxels falling outside the image, on an object
-    placed before, or on ``avoid`` (e.g. the fixed cells of the other type) are
-    dropped, so objects keep their number and, away from borders and neighbours,
-    their exact size. Labels keep their values.
+    uniformly drawn tissue voxel that is free (not on an object placed before, nor on
+    ``avoid``; redrawn otherwise). Voxels falling outside the image, on an object
+    placed before, or on ``avoid`` are dropped, so objects keep their number and, away
+    from borders and neighbours, their exact size. Labels keep their values.
 
     Examples
     --------
@@ -98,7 +98,11 @@ def place_at_random(labels: np.ndarray, tissue: np.ndarray | None, rng, *, avoid
         m = labels[box] == i
         rel = np.argwhere(m)
         c = np.rint(rel.mean(0)).astype(int)
-        target = np.asarray(np.unravel_index(tvox[rng.integers(tvox.size)], labels.shape))
+        # Redraw a centre on an occupied voxel, so that no object vanishes (number kept).
+        for _try in range(100):
+            target = np.asarray(np.unravel_index(tvox[rng.integers(tvox.size)], labels.shape))
+            if free[tuple(target)]:
+                break
         pos = rel - c + target
         ok = np.all((pos >= 0) & (pos < shape), axis=1)
         pos = pos[ok]
@@ -171,7 +175,7 @@ def null_model_test(msc_labels: np.ndarray, macrophage_labels: np.ndarray, spaci
                     tissue: np.ndarray | None = None, n_simulations: int = 99, seed: int = 0,
                     radii_um=(25.0, 50.0), contact_tolerance_um: float = 2.0, move: str = "macrophage",
                     placement: str = "shapes", alternative: str = "attraction", envelope: float = 0.95,
-                    return_null: bool = False):
+                    avoid_other: bool = False, return_null: bool = False):
     """Observed MSC-macrophage statistics against random placement inside the tissue.
 
     Parameters
@@ -198,6 +202,13 @@ def null_model_test(msc_labels: np.ndarray, macrophage_labels: np.ndarray, spaci
         Direction of the p-value.
     envelope : float
         Central share of the null distribution given as ``null_low``-``null_high``.
+    avoid_other : bool
+        With ``placement="shapes"``: keep the moved cells off the fixed cells' voxels
+        (a hard core between types). Off by default: MSC and macrophage labels come
+        from separate channels and overlap in real images (2D sections, engulfment),
+        and a null that forbids what the data allow pushes the moved cells away and
+        inflates the attraction p-values (on random scenes it rejected 11% at
+        alpha 0.05 instead of 5%). Use it only when the two label images never overlap.
 
     Returns
     -------
@@ -230,13 +241,14 @@ def null_model_test(msc_labels: np.ndarray, macrophage_labels: np.ndarray, spaci
     if placement == "shapes":
         observed = _statistics(msc_labels, macrophage_labels, sp, radii_um, contact_tolerance_um)
         sims = []
+        fixed = (msc_labels if move == "macrophage" else macrophage_labels) > 0
+        avoid = fixed if avoid_other else None
         for _ in range(n_simulations):
             if move == "macrophage":
-                sims.append(_statistics(msc_labels, place_at_random(macrophage_labels, tissue, rng,
-                                                                    avoid=msc_labels > 0),
+                sims.append(_statistics(msc_labels, place_at_random(macrophage_labels, tissue, rng, avoid=avoid),
                                         sp, radii_um, contact_tolerance_um))
             else:
-                sims.append(_statistics(place_at_random(msc_labels, tissue, rng, avoid=macrophage_labels > 0),
+                sims.append(_statistics(place_at_random(msc_labels, tissue, rng, avoid=avoid),
                                         macrophage_labels, sp, radii_um, contact_tolerance_um))
     else:
         _, msc_c, _ = object_centroids_um(msc_labels, sp)
