@@ -116,6 +116,11 @@ def test_strict_stops_at_the_first_failure(tiny, tmp_path):
     with pytest.raises(LungtrackInputError, match=victim.name):
         analyze(exp, config=exp / "config.yaml", out=tmp_path / "r", strict=True)
     assert not (tmp_path / "r" / "samples.csv").exists()
+    assert not list((tmp_path / "r" / "samples").iterdir())  # stopped before any image was analysed
+    assert json.loads((tmp_path / "r" / ".lungtrack" / "state.json").read_text())["status"] == "stopped_strict"
+    fail = pd.read_csv(tmp_path / "r" / "failures.csv")
+    assert fail.path.tolist() == [str(victim)] and fail.hint.str.contains("--resume").all()
+    assert _analyze_cli(exp, tmp_path / "r", "--resume", "--strict") == 2  # the CLI: error, exit 2
 
 
 def test_every_image_failing_is_an_error_with_the_list(tiny, tmp_path):
@@ -169,6 +174,16 @@ def test_changed_input_is_recomputed_on_resume_and_verify_sees_it(tiny, tmp_path
     res = analyze(exp, config=exp / "config.yaml", out=out, resume=True)
     assert res.run["n_reused"] == 3  # only the changed image is analysed again
     assert verify(out)["ok"].all()
+    # The image then breaks: its old results and label images go, the other three stay in the tables.
+    sid = man.sample_id[0]
+    assert len(list((out / "labels").glob(f"{sid}_*.tif"))) >= 3
+    (exp / man.path[0]).write_bytes(b"not a tiff")
+    assert _analyze_cli(exp, out, "--resume") == 3
+    assert not (out / "samples" / sid).exists() and not list((out / "labels").glob(f"{sid}_*.tif"))
+    assert pd.read_csv(out / "samples.csv").sample_id.tolist() == man.sample_id[1:].tolist()
+    assert pd.read_csv(out / "failures.csv").sample_id.tolist() == [sid]
+    checks = verify(out)  # the tables no longer depend on the broken image: it is not among the inputs
+    assert checks["ok"].all() and (checks["kind"] == "input").sum() == 3 and sid not in set(checks["name"])
 
 
 # --------------------------------------------------------------------------- faults
@@ -224,12 +239,15 @@ def test_lost_distributed_worker_gives_complete_identical_results(tiny, referenc
         t = threading.Thread(target=lambda: result.setdefault(
             "res", analyze(tiny, config=tiny / "config.yaml", out=out, client=client)))
         t.start()
-        # Kill one worker process as soon as work is under way (the nanny starts a new one).
-        assert _wait_for(lambda: (out / "samples").exists() and (any((out / "samples").iterdir())))
-        os.kill(next(iter(pids.values())), signal.SIGKILL)
+        # Kill a worker process while it runs a sample (its nanny starts a new one).
+        busy = {}
+        assert _wait_for(lambda: busy.update({w: k for w, k in client.processing().items() if k}) or busy)
+        victim = next(iter(busy))
+        os.kill(pids[victim], signal.SIGKILL)
+        assert _wait_for(lambda: victim not in client.scheduler_info()["workers"], timeout=60)
         t.join(timeout=300)
     assert "res" in result
-    assert result["res"].failures.empty
+    assert result["res"].failures.empty and result["res"].run["n_analysed"] == 4
     _same_tables(out, reference)
 
 
@@ -252,6 +270,7 @@ def test_disk_full_is_a_clear_failure_and_resume_recovers(tiny, reference, tmp_p
         assert "no image could be analysed" in res.stderr and "File too large" in res.stderr
         fail = pd.read_csv(out / "failures.csv")
         assert len(fail) == 4 and (fail.stage == "write").all() and fail.hint.str.contains("disk").all()
+        assert fail.error.str.contains(f"writing this image's results into {out}", regex=False).all()
         assert _n_done(out) == 0
     else:
         assert "could not write the summary tables" in res.stderr and _n_done(out) == 4
@@ -280,6 +299,27 @@ def test_byte_identical_tables_on_every_scheduler(tiny, reference, tmp_path):
     for key in ("config", "config_hash", "versions", "inputs", "stages", "host", "scheduler", "outputs_sha256"):
         assert key in run
     assert len(run["inputs"][0]["sha256"]) == 64
+    assert set(run["stages"]) == {"validate_s", "per_image_s", "summary_s", "write_s"}
+    assert sorted(run["analyse_s_per_sample"]) == sorted(pd.read_csv(reference / "samples.csv").sample_id)
+    assert all(v > 0 for v in run["analyse_s_per_sample"].values())
+
+
+def test_byte_identical_tables_across_chunkings(tiny, reference, tmp_path):
+    # Chunk-by-chunk segmentation (large images) with three chunk sizes, one of them the whole image.
+    for px in (48, 112, 160):
+        assert _analyze_cli(tiny, tmp_path / f"c{px}", "--chunk-all", "--chunk-size", str(px)) == 0
+    _same_tables(tmp_path / "c48", tmp_path / "c112")
+    _same_tables(tmp_path / "c48", tmp_path / "c160")
+    # ... and the same cells as the in-memory path (which adds fragmented MSCs and colocalization).
+    s, ref = pd.read_csv(tmp_path / "c48" / "samples.csv"), pd.read_csv(reference / "samples.csv")
+    for col in ("sample_id", "n_msc", "n_macrophage", "n_nuclei", "tissue_area_mm2"):
+        assert s[col].tolist() == ref[col].tolist(), col
+    key = ["sample_id", "role", "label"]
+    a = pd.read_parquet(tmp_path / "c48" / "objects.parquet").sort_values(key, ignore_index=True)
+    b = pd.read_parquet(reference / "objects.parquet")
+    b = b[b["intact"].fillna(True).astype(bool)][a.columns].sort_values(key, ignore_index=True)
+    assert len(a) == len(b) > 100
+    pd.testing.assert_frame_equal(a, b, check_exact=True, check_dtype=False)
 
 
 # --------------------------------------------------------------------------- the bad-input table
@@ -373,17 +413,22 @@ def test_negative_values_zero_image_and_image_without_cells_are_analysed(tiny, t
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda m: m.drop(columns=["animal"]), "lacks column"),
-    (lambda m: m.assign(sample_id="same"), "must be unique"),
-    (lambda m: m.assign(time_h=["2h"] + m.time_h.astype(str).tolist()[1:]), "time_h must be a number"),
-    (lambda m: m.assign(path=["../elsewhere.tif"] + m.path.tolist()[1:]), "outside the experiment folder"),
+    (lambda m: m.drop(columns=["animal"]), r"lacks column\(s\) \['animal'\].*Add the column"),
+    (lambda m: m.assign(sample_id="same"), r"must be unique; repeated: \['same'.*its own sample_id"),
+    (lambda m: m.assign(time_h=["2h"] + m.time_h.astype(str).tolist()[1:]),
+     r"time_h must be a number.*not for \['G_2h_m1_s1'\].*plain numbers"),
+    (lambda m: m.assign(path=["../elsewhere.tif"] + m.path.tolist()[1:]),
+     r"(?s)outside the experiment folder.*elsewhere\.tif.*Move the images"),
+    (lambda m: m.assign(pixel_size_um=[0.0] + [1.0] * (len(m) - 1)),
+     r"pixel_size_um must be a positive number.*not for \['G_2h_m1_s1'\].*leave it empty"),
 ])
 def test_bad_manifest_is_refused_before_anything_is_written(tiny, tmp_path, edit, message):
     exp = _copy(tiny, tmp_path / "exp")
     edit(pd.read_csv(exp / "manifest.csv")).to_csv(exp / "manifest.csv", index=False)
     out = tmp_path / "r"
-    with pytest.raises(LungtrackInputError, match=message):
+    with pytest.raises(LungtrackInputError, match=message) as err:
         analyze(exp / "manifest.csv", config=exp / "config.yaml", out=out)
+    assert str(err.value).startswith(str(exp / "manifest.csv"))
     assert not out.exists()
 
 
@@ -399,18 +444,33 @@ def test_paths_outside_the_folder_only_when_allowed(tiny, tmp_path):
     assert len(res.samples) == 4
 
 
-def test_unwritable_output_folder(tiny, tmp_path):
+def test_unwritable_output_folder(tiny, tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     with pytest.raises(LungtrackInputError, match=r"a_file/results: cannot create the results folder.*writable"):
         analyze(tiny, config=tiny / "config.yaml", out=blocker / "results")
+    # No write permission: a read-only folder (root ignores mode bits, so it gets the read-only /sys).
+    if os.geteuid() == 0:
+        out = Path("/sys/lungtrack-test-results")
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        out = ro / "results"
+    assert _analyze_cli(tiny, out) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: cannot create the results folder (" in err and "choose a writable --out" in err
+    assert "Traceback" not in err and not out.exists()
 
 
 def test_config_unknown_key_and_unsafe_yaml(tmp_path, capsys):
     p = tmp_path / "c.yaml"
     p.write_text("segment:\n  msc:\n    min_diameter: 10\n")
     assert main(["config", "--check", str(p)]) == 2
-    assert "min_diameter" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{p}: invalid config" in err and "segment.msc.min_diameter: Extra inputs are not permitted" in err
+    assert "lungtrack config --default" in err
+    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "r"), "--config", str(p)]) == 2
+    assert "segment.msc.min_diameter" in capsys.readouterr().err and not (tmp_path / "r").exists()
     p.write_text("channels: !!python/object/apply:os.system ['touch pwned']\n")
     with pytest.raises(ConfigError, match="tags lungtrack does not accept"):
         Config.from_yaml(p)

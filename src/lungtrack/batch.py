@@ -98,10 +98,18 @@ def _hint(exc: BaseException, stage: str) -> str:
             "message (lungtrack -v analyze ... shows the full traceback).")
 
 
-def _failure(sample: Sample, stage: str, exc: BaseException) -> dict:
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM)
+
+
+def _failure(sample: Sample, stage: str, exc: BaseException, out: Path | None = None) -> dict:
     msg = str(exc)
     if not isinstance(exc, LungtrackInputError):
         msg = f"{type(exc).__name__}: {msg}"
+    if out is not None and isinstance(exc, OSError) and _errno(exc) in _WRITE_ERRNOS:
+        # Label images are written while analysing: a full disk there is a write failure too.
+        stage = "write"
+        if not getattr(exc, "filename", None):
+            msg += f" (writing this image's results into {out})"
     return {"sample_id": sample.sample_id, "path": sample.path, "stage": stage, "error": msg,
             "hint": _hint(exc, stage)}
 
@@ -224,6 +232,7 @@ def run_sample(sample: Sample, config: Config, out: str, chash: str, sha: str, s
     from .pipeline import process_sample
 
     out = Path(out)
+    t0 = time.time()
     tmp = out / "samples" / f".{sample.sample_id}.tmp-{uuid.uuid4().hex[:12]}"
     stage = "analyse"
     try:
@@ -243,6 +252,7 @@ def run_sample(sample: Sample, config: Config, out: str, chash: str, sha: str, s
         (tmp / "done.json").write_text(json.dumps({
             "sample_id": sample.sample_id, "path": sample.path, "sha256": sha, "config_hash": chash,
             "labels": labels, "lungtrack_version": __version__, "host": socket.gethostname(),
+            "analyse_s": round(time.time() - t0, 3),
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, indent=1))
         final = _sample_dir(out, sample.sample_id)
         if final.exists():
@@ -259,7 +269,7 @@ def run_sample(sample: Sample, config: Config, out: str, chash: str, sha: str, s
         if strict or not isinstance(exc, Exception):
             raise
         log.warning("sample %s failed at %s: %s", sample.sample_id, stage, exc)
-        return {"status": "failed", **_failure(sample, stage, exc)}
+        return {"status": "failed", **_failure(sample, stage, exc, out)}
 
 
 # --------------------------------------------------------------------------- the run
@@ -304,6 +314,33 @@ def _prepare_out(out: Path, chash: str, *, resume: bool, overwrite: bool) -> dic
         raise LungtrackInputError(
             f"{out}: cannot create the results folder ({exc.strerror or exc}); choose a writable --out.") from exc
     return None
+
+
+def _remove_sample(out: Path, sample_id: str) -> None:
+    """Delete one sample's committed results and the label images its done.json lists."""
+    folder = _sample_dir(out, sample_id)
+    try:
+        names = json.loads((folder / "done.json").read_text()).get("labels", [])
+    except (OSError, ValueError):
+        names = []
+    # Also labels moved into place by an attempt that failed before its done.json was written.
+    roles = ("msc", "msc_fragmented", "macrophage", "nuclei", "tissue")
+    for name in {*names, *(f"{sample_id}_{r}.tif" for r in roles)}:
+        (out / "labels" / name).unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stopped(out: Path, state: dict, failure: dict | None = None) -> None:
+    """--strict stopped the run: say so in the state (and failures.csv); the images committed so far stay."""
+    state["status"] = "stopped_strict"
+    try:
+        if failure is not None:
+            pd.DataFrame([failure], columns=FAILURE_COLUMNS).to_csv(out / ".lungtrack" / "failures.csv.tmp",
+                                                                   index=False)
+            os.replace(out / ".lungtrack" / "failures.csv.tmp", out / "failures.csv")
+        _atomic_write_text(out / STATE, json.dumps(state, indent=1))
+    except OSError:  # the error being raised matters more than this record
+        log.warning("%s: could not record the --strict stop", out)
 
 
 def _cluster_description(client) -> str:
@@ -410,7 +447,8 @@ def run_batch(experiment, config=None, out=None, client=None, *, scheduler: str 
         Keep every sample whose results exist for the same input sha256 and config
         hash; recompute the rest; rebuild the summary tables.
     strict : bool
-        Stop at the first failing sample (raising its error) instead of recording it.
+        Stop at the first failing sample (raising its error) instead of recording it;
+        the state then says ``stopped_strict`` and the samples committed so far stay.
     allow_outside_paths : bool, optional
         Allow manifest paths outside the experiment folder (default: the config's
         ``run.allow_paths_outside_experiment``).
@@ -449,6 +487,7 @@ def run_batch(experiment, config=None, out=None, client=None, *, scheduler: str 
             records[s.sample_id] = validate_sample(s, cfg)
         except LungtrackInputError as exc:
             if strict:
+                _stopped(out, state, _failure(s, "input", exc))
                 raise
             failures.append(_failure(s, "input", exc))
     stages["validate_s"] = time.time() - t0
@@ -459,14 +498,19 @@ def run_batch(experiment, config=None, out=None, client=None, *, scheduler: str 
     if skipped:
         log.info("resuming: %d of %d samples already analysed with this input and config", skipped, len(valid))
     t0 = time.time()
-    statuses = _execute(todo, records, cfg, out, chash, client=client, scheduler=scheduler, use_dask=use_dask,
-                        strict=strict, progress=progress)
+    try:
+        statuses = _execute(todo, records, cfg, out, chash, client=client, scheduler=scheduler,
+                            use_dask=use_dask, strict=strict, progress=progress)
+    except Exception as exc:
+        if strict:
+            _stopped(out, state)
+        raise
     stages["per_image_s"] = time.time() - t0
     failures += [{k: st[k] for k in FAILURE_COLUMNS} for st in statuses if st["status"] == "failed"]
     failed_ids = {f["sample_id"] for f in failures}
-    # Results of samples that failed now are stale even if an older run left some.
+    # Results of samples that failed now are stale even if an older run left some (labels included).
     for sid in failed_ids:
-        shutil.rmtree(_sample_dir(out, sid), ignore_errors=True)
+        _remove_sample(out, sid)
 
     order = {s.sample_id: i for i, s in enumerate(exp.samples)}
     failures_df = pd.DataFrame(sorted(failures, key=lambda f: order[f["sample_id"]]), columns=FAILURE_COLUMNS)
@@ -483,6 +527,10 @@ def run_batch(experiment, config=None, out=None, client=None, *, scheduler: str 
 
     t0 = time.time()
     parts = [_read_part(_sample_dir(out, s.sample_id)) for s in done]
+    # Per-image analysis time, also of images reused from an earlier run (their done.json keeps it).
+    sample_times = {
+        s.sample_id: json.loads((_sample_dir(out, s.sample_id) / "done.json").read_text()).get("analyse_s")
+        for s in done}
     results = _assemble(parts, cfg)
     stages["summary_s"] = time.time() - t0
     _report_costes_warnings(results.coloc)
@@ -491,7 +539,7 @@ def run_batch(experiment, config=None, out=None, client=None, *, scheduler: str 
         "lungtrack_version": __version__, "started": started, "config": cfg.to_dict(), "config_hash": chash,
         "experiment": exp.source, "results_folder": str(out), "n_samples": len(exp), "n_analysed": len(done),
         "n_failed": len(failures),
-        "n_reused": skipped, "resumed_from": state["resumed_from"],
+        "n_reused": skipped, "resumed_from": state["resumed_from"], "analyse_s_per_sample": sample_times,
         "inputs": [records[s.sample_id] for s in valid], "versions": _versions(),
         "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "scheduler": _cluster_description(client) if client is not None

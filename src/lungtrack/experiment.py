@@ -70,23 +70,27 @@ def _from_table(df: pd.DataFrame, root: Path, source: str) -> Experiment:
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise LungtrackInputError(
-            f"{source}: manifest lacks column(s) {missing}; it needs {REQUIRED} (pixel_size_um optional)."
+            f"{source}: manifest lacks column(s) {missing}; it needs {REQUIRED} (pixel_size_um optional). "
+            "Add the column(s) (header names are case-sensitive)."
         )
     if df.empty:
         raise LungtrackInputError(f"{source}: manifest has no rows.")
     dup = df["sample_id"][df["sample_id"].duplicated()].tolist()
     if dup:
-        raise LungtrackInputError(f"{source}: sample_id values must be unique; repeated: {dup[:5]}.")
+        raise LungtrackInputError(f"{source}: sample_id values must be unique; repeated: {dup[:5]}. Give each "
+                                  "row (image) its own sample_id, e.g. with the section number, or remove the "
+                                  "duplicate rows.")
     t = pd.to_numeric(df["time_h"], errors="coerce")
     bad = df.loc[t.isna(), "sample_id"].tolist()
     if bad:
-        raise LungtrackInputError(f"{source}: time_h must be a number (hours) for every row; not for {bad[:5]}.")
+        raise LungtrackInputError(f"{source}: time_h must be a number (hours) for every row; not for {bad[:5]}. "
+                                  "Write plain numbers (8, not '8h'; 30 min is 0.5).")
     if "pixel_size_um" in df.columns:
         px = pd.to_numeric(df["pixel_size_um"], errors="coerce")
         bad = df.loc[df["pixel_size_um"].notna() & ~(px > 0), "sample_id"].tolist()
         if bad:
             raise LungtrackInputError(f"{source}: pixel_size_um must be a positive number (um per pixel) or empty; "
-                                      f"not for {bad[:5]}.")
+                                      f"not for {bad[:5]}. Correct it, or leave it empty to use the image's metadata.")
     extra = [c for c in df.columns if c not in REQUIRED + ["pixel_size_um"] + list(LABEL_COLUMNS)]
     samples = []
     for (_, row), time_h in zip(df.iterrows(), t):
