@@ -12,7 +12,7 @@ import pytest
 import tifffile
 
 from lungtrack.cli import main
-from lungtrack.config import RoleTracking
+from lungtrack.config import Config, RoleTracking
 from lungtrack.io import LungtrackInputError, read_image, write_image
 from lungtrack.synthetic import save_timelapse, simulate_timelapse
 from lungtrack.track import (
@@ -29,6 +29,7 @@ from lungtrack.track import (
     survival_table,
     track_image,
     track_movie,
+    track_objects,
     tracking_accuracy,
 )
 
@@ -156,21 +157,29 @@ TRACKMATE_CASES = {
 
 
 @pytest.mark.parametrize("case", list(TRACKMATE_CASES))
-def test_trackmate_edge_sets_reproduced(shared_data, case):
+def test_trackmate_edge_sets_reproduced(shared_data, case, tmp_path):
     d = shared_data / "tracking_trackmate_reference" / "tests_data"
     spots = pd.read_csv(d / f"trackmate_tracks_{case}_spots.csv", index_col=0).set_index("id")
     ref_edges = pd.read_csv(d / f"trackmate_tracks_{case}_edges.csv", index_col=0)
-    _, edges = link_objects(spots, RoleTracking(max_distance_um=15, **TRACKMATE_CASES[case]),
-                            coordinate_cols=("position_x", "position_y"))
-    got = set(map(tuple, edges.to_numpy().tolist()))
     frame = spots["frame"]
     want = {(a, b) if frame[a] < frame[b] else (b, a) for a, b in ref_edges[["spot_source_id", "spot_target_id"]].to_numpy()}
     assert len(want) > 100
-    assert got == want
+    _, edges = link_objects(spots, RoleTracking(max_distance_um=15, **TRACKMATE_CASES[case]),
+                            coordinate_cols=("position_x", "position_y"))
+    assert set(map(tuple, edges.to_numpy().tolist())) == want
+    # The same through the entry point of `lungtrack track` (track_objects, parameters from a YAML config):
+    # laptrack's edges come back, both parents of a merge included.
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(Config(track={"msc": dict(max_distance_um=15, **TRACKMATE_CASES[case])}).to_yaml())
+    objs = pd.DataFrame({"frame": frame.to_numpy(), "role": "msc", "label": spots.index.to_numpy(),
+                         "y_um": spots["position_y"].to_numpy(), "x_um": spots["position_x"].to_numpy()})
+    tracks, edges = track_objects(objs, str(cfg), frame_interval_min=1)
+    lab = tracks["label"].to_numpy()
+    assert {(lab[a], lab[b]) for a, b in edges[["source", "target"]].to_numpy()} == want
 
 
 def test_split_gives_parent_and_fragmented_fate():
-    from lungtrack.track import track_objects, track_summary
+    from lungtrack.track import track_summary
 
     # One MSC at (50, 50) for 3 frames, then two pieces 4 um either side for 3 frames.
     rows = [dict(frame=f, role="msc", label=1, y_um=50.0, x_um=50.0) for f in range(3)]
@@ -320,7 +329,7 @@ def test_figures(tracked):
 
 
 def test_dask_equals_plain_loop_and_empty_frames():
-    from lungtrack.track import analyse_frames, track_objects
+    from lungtrack.track import analyse_frames
 
     tl = simulate_timelapse(seed=2)
     movie = tl.image[8:14]
@@ -335,3 +344,87 @@ def test_dask_equals_plain_loop_and_empty_frames():
     tracks, _ = track_objects(objs, CONFIG, frame_interval_min=10)
     assert tracks.track_id.nunique() == tl.tracks[tl.tracks.role == "macrophage"].track_id.nunique()
     assert (tracks.role == "macrophage").all()
+
+
+def _timelapse_3d(tl, z_um=(-6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0)):
+    """The 2D truth movie rendered as spheres in (T, C, Z, Y, X) planes 2 um apart (cells centred at z = 6 um)."""
+    from scipy import ndimage as ndi
+
+    T = tl.image.shape[0]
+    rng = np.random.default_rng(0)
+    mov = np.zeros((T, 2, len(z_um)) + tl.image.shape[2:], np.float32)
+    for t in range(T):
+        for c, (role, r, amp, base) in enumerate((("msc", 10.0, 1400, 150), ("macrophage", 6.0, 1000, 120))):
+            lab = tl.labels[role][t] > 0
+            depth = ndi.distance_transform_edt(lab)  # r - distance from the centre, inside a disk
+            for k, d in enumerate(z_um):
+                disk = lab & (depth >= r - np.sqrt(max(r * r - d * d, 0.0))) if abs(d) < r else np.zeros_like(lab)
+                img = amp * disk.astype(np.float32)
+                if role == "msc" and abs(d) <= 2:  # puncta are small: three planes
+                    img += amp * (tl.labels["msc_puncta"][t] > 0)
+                mov[t, c, k] = base + ndi.gaussian_filter(img, 0.8)
+    mov += rng.normal(0, 30, mov.shape).astype(np.float32)
+    return np.clip(np.rint(mov), 0, 65535).astype(np.uint16)
+
+
+def test_tczyx_timelapse_file_tracks_like_the_truth(tmp_path):
+    # A (T, C, Z, Y, X) OME-TIFF with TimeIncrement: read, segment in 3D per frame, link in 3D (z_um).
+    tl = simulate_timelapse(seed=0)
+    mov = _timelapse_3d(tl)
+    meta = {"axes": "TCZYX", "PhysicalSizeX": 1.0, "PhysicalSizeY": 1.0, "PhysicalSizeZ": 2.0,
+            "TimeIncrement": 600.0, "TimeIncrementUnit": "s", "Channel": {"Name": ["GFP", "CD68"]}}
+    tifffile.imwrite(tmp_path / "movie3d.ome.tif", mov, ome=True, metadata=meta, photometric="minisblack")
+    res = track_image(tmp_path / "movie3d.ome.tif", tmp_path / "out", CONFIG, figures=False)
+    assert res.frame_interval_min == 10.0 and res.n_frames == 24
+    assert {"z_um", "volume_um3"} <= set(res.tracks.columns) and "area_um2" not in res.tracks.columns
+    assert res.tracks.z_um.between(5.5, 6.5).all()  # sphere centres at z = 6 um
+    acc = tracking_accuracy(res.tracks, {r: tl.labels[r] for r in TRACK_ROLES}, tl.spacing_um)
+    assert acc["det"] == 1.0 and acc["link_recall"] == 1.0 and acc["link_precision"] == 1.0
+    assert res.summary[res.summary.role == "msc"].fate.value_counts().to_dict() == \
+        {"fragmented": 3, "censored": 2, "disappeared": 1}
+    assert len(res.contacts) == len(tl.contacts) and res.contacts.engulfment.sum() == tl.contacts.engulfment.sum()
+    assert sorted(res.contacts.onset_frame) == sorted(tl.contacts.onset_frame)
+
+
+def test_cumulative_incidence_of_contact_and_engulfment_equals_truth(tmp_path):
+    sample = ROOT / "sample_data" / "timelapse"
+    track_image(sample / "timelapse.ome.tif", tmp_path, sample / "config.yaml", figures=False)
+    ci = pd.read_csv(tmp_path / "cumulative_incidence.csv")
+    mscs = pd.read_csv(sample / "truth" / "mscs.csv")
+    contacts = pd.read_csv(sample / "truth" / "contacts.csv")
+    n = len(mscs)
+    c = ci[ci.event == "contact"]
+    # Every truth contact onset is a step of 1/n (no MSC is lost before its contact in this movie).
+    steps = c[c.n_events > 0]
+    assert sorted(steps.time_min) == sorted(contacts.onset_frame * 10.0)
+    assert c.incidence.iloc[-1] == pytest.approx(len(contacts) / n)
+    e = ci[ci.event == "engulfment"]
+    assert e.incidence.iloc[-1] == pytest.approx((mscs.fate == "engulfed").sum() / n)
+    assert sorted(e[e.n_events > 0].time_min) == sorted(mscs.loc[mscs.fate == "engulfed", "engulf_frame"] * 10.0)
+    edges = pd.read_csv(tmp_path / "track_edges.csv")
+    assert len(edges) == len(pd.read_csv(tmp_path / "tracks.csv")) - 13  # no gaps, no splits: n_objects - n_tracks
+
+
+def test_cli_survival_logrank_between_groups_textbook_value(tmp_path):
+    # `lungtrack survival GROUP=FOLDER ...` on survival.csv files holding the Freireich remission times.
+    for name, t, e in (("mp", MP_T, MP_E), ("pl", PL_T, [1] * 21)):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"track_id": range(1, 22), "duration_min": t, "event": np.array(e, bool),
+                      "left_censored": True, "contact_min": t, "contact_event": 0, "engulfment_min": t,
+                      "engulfment_event": 0}).to_csv(tmp_path / name / "survival.csv", index=False)
+    buf = _io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["survival", f"6-MP={tmp_path / 'mp'}", f"placebo={tmp_path / 'pl'}", "--out", str(tmp_path / "cmp")])
+    assert rc == 0 and "log-rank chi2 = 16.79" in buf.getvalue()
+    lr = pd.read_csv(tmp_path / "cmp" / "logrank.csv").iloc[0]
+    assert lr.statistic == pytest.approx(16.79, abs=5e-3) and lr.df == 1
+    g = pd.read_csv(tmp_path / "cmp" / "survival_by_group.csv").set_index("group")
+    assert g.loc["6-MP", "median_min"] == 23 and g.loc["placebo", "median_min"] == 8
+    assert g.loc["6-MP", "n_lost"] == 9 and g.loc["placebo", "n_msc"] == 21
+    assert (tmp_path / "cmp" / "figures" / "survival_by_group.png").stat().st_size > 1000
+    # A folder without survival.csv, or an argument without GROUP=, is an error that says what to do.
+    err = _io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["survival", f"BM={tmp_path}", "--out", str(tmp_path / "x")]) == 2
+        assert main(["survival", str(tmp_path / "mp"), "--out", str(tmp_path / "x")]) == 2
+    assert "survival.csv: not found; run `lungtrack track" in err.getvalue() and "GROUP=FOLDER" in err.getvalue()

@@ -51,7 +51,7 @@ __all__ = [
     "frame_interval_min", "analyse_frame", "analyse_frames", "link_objects", "track_objects", "track_edges",
     "contact_events", "track_summary", "survival_table", "kaplan_meier", "median_survival", "logrank_test",
     "cumulative_incidence", "track_movie", "track_image", "tracking_accuracy", "survival_figure", "match_truth", "napari_tracks",
-    "contact_raster_figure", "TrackResult", "TRACK_ROLES",
+    "contact_raster_figure", "cumulative_incidence_table", "compare_survival", "TrackResult", "TRACK_ROLES",
 ]
 
 TRACK_ROLES = ("msc", "macrophage")
@@ -143,9 +143,10 @@ def analyse_frame(frame_image, spacing_um, config: Config | dict | None = None, 
     Returns
     -------
     dict of DataFrame
-        ``objects``: `DETECTION_COLUMNS` (+ ``z_um`` in 3D) for intact MSCs and macrophages;
-        ``engulfed_area_um2`` is the MSC-label area inside a macrophage that is not an
-        intact MSC (debris being eaten). ``contacts``: frame, msc_label,
+        ``objects``: `DETECTION_COLUMNS` (+ ``z_um`` and ``volume_um3`` instead of
+        ``area_um2`` in 3D) for intact MSCs and macrophages; ``engulfed_area_um2`` is the
+        MSC-label area inside a macrophage that is not an intact MSC (debris being eaten;
+        in 3D the area of its projection along z). ``contacts``: frame, msc_label,
         macrophage_label for pairs whose surfaces are within
         ``track.contact_tolerance_um``. ``fragments``: frame, y_um, x_um of dying
         (fragmented) MSCs.
@@ -168,13 +169,20 @@ def analyse_frame(frame_image, spacing_um, config: Config | dict | None = None, 
         t = pd.DataFrame({"frame": frame, "role": role, "label": props["label"].astype(np.int64)})
         for i, ax in enumerate(axes):
             t[ax] = props[f"centroid-{i}"]
-        t["area_um2"] = props["area"]
-        t["equivalent_diameter_um"] = (2 * np.sqrt(t["area_um2"] / np.pi) if msc.ndim == 2
-                                       else np.cbrt(6 * t["area_um2"] / np.pi))
+        size = "area_um2" if msc.ndim == 2 else "volume_um3"  # regionprops' "area" is a volume in 3D
+        t[size] = props["area"]
+        t["equivalent_diameter_um"] = (2 * np.sqrt(t[size] / np.pi) if msc.ndim == 2
+                                       else np.cbrt(6 * t[size] / np.pi))
         t["engulfed_area_um2"] = 0.0
         if role == "macrophage" and len(t):
             debris = seg["msc_positive"] & (msc == 0)
-            t["engulfed_area_um2"] = ndi.sum_labels(debris.astype(float), mac, t["label"].to_numpy()) * vox
+            if msc.ndim == 2:
+                t["engulfed_area_um2"] = ndi.sum_labels(debris.astype(float), mac, t["label"].to_numpy()) * vox
+            else:  # an area in 3D too (so track.engulfed_min_area_um2 keeps its unit): debris projected along z
+                boxes = ndi.find_objects(mac)
+                t["engulfed_area_um2"] = [
+                    float(np.count_nonzero((debris[boxes[lab - 1]] & (mac[boxes[lab - 1]] == lab)).any(axis=0)))
+                    * sp[1] * sp[2] for lab in t["label"]]
         rows.append(t)
     objects = pd.concat(rows, ignore_index=True)
     tol = cfg.track.contact_tolerance_um
@@ -309,11 +317,13 @@ def track_objects(objects: pd.DataFrame, config: Config | dict | None = None, *,
         ``objects`` sorted by role, track, frame, with track_id, tree_id, t_min and
         parent_track_id (the track it split from or merged out of; -1 if none).
     edges : DataFrame
-        source, target: row positions in ``tracks`` linked by the tracker.
+        source, target: row positions in ``tracks`` linked by laptrack (frame to frame,
+        across gaps, at splits and merges); equal to TrackMate's edge sets with the same
+        parameters (tests/test_track.py).
     """
     cfg = load_config(config)
-    parts, edge_parts = [], []
-    next_id = 1
+    parts, edge_parts, row_edges = [], [], []
+    next_id, offset = 1, 0
     for role in TRACK_ROLES:
         sub = objects[objects["role"] == role].reset_index(drop=True)
         coords = [c for c in ("z_um", "y_um", "x_um") if c in sub.columns]
@@ -321,6 +331,11 @@ def track_objects(objects: pd.DataFrame, config: Config | dict | None = None, *,
         tr["track_id"] += next_id
         tr["tree_id"] += next_id
         next_id = int(tr["track_id"].max()) + 1 if len(tr) else next_id
+        # laptrack's own edges, kept by a row key across the concat and sort below: a merged
+        # track has two parents, which track ids and parent_track_id alone cannot carry.
+        row_edges.append(ed[["source", "target"]].to_numpy(np.int64).reshape(-1, 2) + offset)
+        tr["_row"] = np.arange(len(tr)) + offset
+        offset += len(tr)
         ed = ed.assign(source=tr.loc[ed["source"], "track_id"].to_numpy(), target=tr.loc[ed["target"], "track_id"].to_numpy(),
                        source_frame=tr.loc[ed["source"], "frame"].to_numpy(),
                        target_frame=tr.loc[ed["target"], "frame"].to_numpy())
@@ -328,15 +343,20 @@ def track_objects(objects: pd.DataFrame, config: Config | dict | None = None, *,
         edge_parts.append(ed)
     tracks = pd.concat(parts, ignore_index=True)
     tracks.insert(1, "t_min", tracks["frame"] * float(frame_interval_min))
-    # A track's parent: the other track an edge comes from into its first object (split or merge).
+    # A track's parent: the other track an edge comes from into its first object (split or merge;
+    # the smaller id of a merge's two parents, the full graph is in ``edges``).
     e = pd.concat(edge_parts, ignore_index=True) if edge_parts else pd.DataFrame(columns=["source", "target"])
     cross = e[e["source"] != e["target"]]
     parent = cross.groupby("target")["source"].min()
     tracks["parent_track_id"] = tracks["track_id"].map(parent).fillna(-1).astype(np.int64)
     tracks = tracks.sort_values(["track_id", "frame"], ignore_index=True)
+    new_pos = np.empty(len(tracks), np.int64)
+    new_pos[tracks["_row"].to_numpy()] = np.arange(len(tracks))
+    pairs = new_pos[np.concatenate(row_edges)] if row_edges else np.zeros((0, 2), np.int64)
+    edges = pd.DataFrame(pairs, columns=["source", "target"]).sort_values(["source", "target"], ignore_index=True)
     cols = ["track_id", "frame", "t_min", "role", "label"] + [c for c in tracks.columns if c not in
-                                                           ("track_id", "frame", "t_min", "role", "label")]
-    return tracks[cols], track_edges(tracks)
+                                                           ("track_id", "frame", "t_min", "role", "label", "_row")]
+    return tracks[cols], edges
 
 
 def track_edges(tracks: pd.DataFrame) -> pd.DataFrame:
@@ -702,6 +722,8 @@ class TrackResult:
     fragments: pd.DataFrame
     frame_interval_min: float
     n_frames: int
+    #: laptrack's edges: source, target row positions in ``tracks`` (splits and merges included).
+    edges: pd.DataFrame | None = None
 
     def kaplan_meier(self, confidence: float = 0.95) -> pd.DataFrame:
         return kaplan_meier(self.survival["duration_min"], self.survival["event"], confidence=confidence)
@@ -719,7 +741,7 @@ def track_movie(image, config: Config | dict | None = None, *, spacing_um=None, 
     img = _as_movie(image, spacing_um, channel_names)
     dt = float(frame_interval_min) if frame_interval_min is not None else _interval_of(img, cfg)
     per_frame = analyse_frames(img, cfg, use_dask=use_dask, scheduler=scheduler)
-    tracks, _edges = track_objects(per_frame["objects"], cfg, frame_interval_min=dt)
+    tracks, edges = track_objects(per_frame["objects"], cfg, frame_interval_min=dt)
     n = int(img.data.shape[0])
     events = contact_events(tracks, per_frame["contacts"], frame_interval_min=dt,
                             engulfed_min_area_um2=cfg.track.engulfed_min_area_um2,
@@ -729,15 +751,17 @@ def track_movie(image, config: Config | dict | None = None, *, spacing_um=None, 
                             gap_frames=cfg.track.msc.gap_closing_max_frames)
     surv = survival_table(summary, events, frame_interval_min=dt, group=group)
     return TrackResult(tracks=tracks, summary=summary, contacts=events, survival=surv,
-                       fragments=per_frame["fragments"], frame_interval_min=dt, n_frames=n)
+                       fragments=per_frame["fragments"], frame_interval_min=dt, n_frames=n, edges=edges)
 
 
 def track_image(path, out, config: Config | dict | str | None = None, *, frame_interval_min: float | None = None,
                 use_dask: bool = True, figures: bool = True) -> TrackResult:
     """Read a time-lapse file, track it, write tracks.csv, track_summary.csv, contacts.csv, survival.csv.
 
-    Also writes ``kaplan_meier.csv`` and, with ``figures``, ``figures/survival.png`` and
-    ``figures/contact_raster.png``.
+    Also writes ``kaplan_meier.csv``, ``cumulative_incidence.csv`` (first contact and
+    engulfment, `cumulative_incidence_table`), ``track_edges.csv`` (laptrack's links,
+    splits and merges included: source/target track id and frame) and, with ``figures``,
+    ``figures/survival`` and ``figures/contact_raster`` (PNG, SVG, PDF).
     """
     from .io import read_image
 
@@ -755,14 +779,115 @@ def track_image(path, out, config: Config | dict | str | None = None, *, frame_i
     res.survival.to_csv(out / "survival.csv", index=False)
     km = res.kaplan_meier(cfg.track.confidence)
     km.to_csv(out / "kaplan_meier.csv", index=False)
+    cumulative_incidence_table(res.survival).to_csv(out / "cumulative_incidence.csv", index=False)
+    t = res.tracks
+    e = res.edges
+    pd.DataFrame({"source_track_id": t["track_id"].to_numpy()[e["source"]], "source_frame": t["frame"].to_numpy()[e["source"]],
+                  "target_track_id": t["track_id"].to_numpy()[e["target"]],
+                  "target_frame": t["frame"].to_numpy()[e["target"]]}).to_csv(out / "track_edges.csv", index=False)
     if figures:
-        (out / "figures").mkdir(exist_ok=True)
+        from .figures import save_figure
+
         for name, fig in (("survival", survival_figure({"MSC": res.survival}, confidence=cfg.track.confidence)),
                           ("contact_raster", contact_raster_figure(res.summary, res.contacts,
                                                                    n_frames=res.n_frames,
                                                                    frame_interval_min=res.frame_interval_min))):
-            fig.savefig(out / "figures" / f"{name}.png", dpi=150)
+            save_figure(fig, out / "figures" / name)
     return res
+
+
+def cumulative_incidence_table(survival: pd.DataFrame) -> pd.DataFrame:
+    """Cumulative incidence of first macrophage contact and of engulfment per MSC (MSC loss competing).
+
+    Parameters
+    ----------
+    survival : DataFrame
+        `survival_table` output (``contact_min``, ``contact_event``, ``engulfment_min``,
+        ``engulfment_event``; and ``group`` when it has one).
+
+    Returns
+    -------
+    DataFrame
+        [group,] event (``contact`` or ``engulfment``), time_min, n_at_risk, n_events,
+        incidence: `cumulative_incidence` (Aalen-Johansen) of each event.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"contact_min": [10.0, 20, 30], "contact_event": [1, 2, 0],
+    ...                   "engulfment_min": [30.0, 20, 30], "engulfment_event": [1, 2, 0]})
+    >>> cumulative_incidence_table(s).groupby("event").incidence.max().round(3).to_dict()
+    {'contact': 0.333, 'engulfment': 0.333}
+    """
+    by = [("group", g) for g in pd.unique(survival["group"])] if "group" in survival else [(None, None)]
+    parts = []
+    for col, g in by:
+        s = survival if col is None else survival[survival[col] == g]
+        for event in ("contact", "engulfment"):
+            ci = cumulative_incidence(s[f"{event}_min"], s[f"{event}_event"]).rename(columns={"time": "time_min"})
+            ci.insert(0, "event", event)
+            if col is not None:
+                ci.insert(0, "group", g)
+            parts.append(ci)
+    return pd.concat(parts, ignore_index=True)
+
+
+def compare_survival(folders, out=None, *, confidence: float = 0.95) -> dict:
+    """Pool the MSC survival of several tracked movies per group; medians, log-rank, figure.
+
+    Parameters
+    ----------
+    folders : list of (group, folder) or dict group -> list of folders
+        Folders written by `track_image` (``lungtrack track``), each with ``survival.csv``.
+        Several movies of one group are pooled (one row per MSC track).
+    out : path, optional
+        Writes ``survival_by_group.csv`` (group, n_msc, n_lost, median_min, ci_low_min,
+        ci_high_min), ``logrank.csv`` (statistic, df, p_value), ``survival_pooled.csv``,
+        ``cumulative_incidence.csv`` (per group) and ``figures/survival_by_group``.
+
+    Returns
+    -------
+    dict
+        ``survival`` (pooled, with group and folder), ``by_group``, ``logrank`` (dict of
+        `logrank_test`; None with one group), ``cumulative_incidence``.
+
+    Raises
+    ------
+    LungtrackInputError
+        A folder has no ``survival.csv``.
+    """
+    pairs = [(g, f) for g, fs in folders.items() for f in ([fs] if isinstance(fs, (str, Path)) else fs)] \
+        if isinstance(folders, dict) else list(folders)
+    parts = []
+    for g, f in pairs:
+        path = Path(f) / "survival.csv"
+        if not path.is_file():
+            raise LungtrackInputError(f"{path}: not found; run `lungtrack track MOVIE --out {f}` first")
+        st = pd.read_csv(path)
+        parts.append(st.drop(columns=["group"], errors="ignore").assign(group=str(g), folder=str(f)))
+    if not parts:
+        raise LungtrackInputError("no results folders given; give GROUP=FOLDER pairs")
+    pooled = pd.concat(parts, ignore_index=True)
+    rows = []
+    for g, st in pooled.groupby("group", sort=False):
+        med = median_survival(kaplan_meier(st["duration_min"], st["event"], confidence=confidence))
+        rows.append({"group": g, "n_msc": len(st), "n_lost": int(st["event"].sum()), "median_min": med["median"],
+                     "ci_low_min": med["ci_low"], "ci_high_min": med["ci_high"]})
+    by_group = pd.DataFrame(rows)
+    lr = logrank_test(pooled["duration_min"], pooled["event"], pooled["group"]) if len(by_group) > 1 else None
+    cif = cumulative_incidence_table(pooled)
+    if out is not None:
+        from .figures import kaplan_meier_figure, save_figure
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        pooled.to_csv(out / "survival_pooled.csv", index=False)
+        by_group.to_csv(out / "survival_by_group.csv", index=False)
+        cif.to_csv(out / "cumulative_incidence.csv", index=False)
+        if lr is not None:
+            pd.DataFrame([{k: lr[k] for k in ("statistic", "df", "p_value")}]).to_csv(out / "logrank.csv", index=False)
+        fig = kaplan_meier_figure({g: st for g, st in pooled.groupby("group", sort=False)}, confidence=confidence)
+        save_figure(fig, out / "figures" / "survival_by_group")
+    return {"survival": pooled, "by_group": by_group, "logrank": lr, "cumulative_incidence": cif}
 
 
 # --- accuracy against ground truth ----------------------------------------------------------------
@@ -857,12 +982,15 @@ def tracking_accuracy(tracks: pd.DataFrame, truth_labels: dict, spacing_um) -> d
             "n_edges_to_add": ea, "n_edges_to_delete": ed}
 
 
-def napari_tracks(tracks: pd.DataFrame, summary: pd.DataFrame | None = None, *, spacing_um=(1.0, 1.0)):
+def napari_tracks(tracks: pd.DataFrame, summary: pd.DataFrame | None = None, *, spacing_um=(1.0, 1.0),
+                  edges: pd.DataFrame | None = None):
     """Data, features and graph for a napari ``Tracks`` layer (the plugin only displays them).
 
     Returns ``(data, features, graph)``: data (N, 4) = track_id, frame, y, x in *pixels*
-    (give the layer ``scale`` for um); features: role, t_min and, with ``summary``, the
-    track's fate, dwell_min and n_contacts per point; graph {child: [parent]} from splits.
+    ((N, 5) with z for 3D tracks; give the layer ``scale`` for um); features: role, t_min
+    and, with ``summary``, the track's fate, dwell_min, n_contacts and contact_min per
+    point; graph {child: [parent]} from splits and merges (``edges`` of `track_objects`
+    give both parents of a merge; without them, ``parent_track_id``).
 
     Examples
     --------
@@ -873,71 +1001,40 @@ def napari_tracks(tracks: pd.DataFrame, summary: pd.DataFrame | None = None, *, 
     ([[1.0, 0.0, 4.0, 8.0], [1.0, 1.0, 4.0, 10.0]], {})
     """
     t = tracks.sort_values(["track_id", "frame"])
-    sp = tuple(float(s) for s in spacing_um)[-2:]
-    data = np.stack([t["track_id"], t["frame"], t["y_um"] / sp[0], t["x_um"] / sp[1]], axis=1).astype(float)
+    spatial = [c for c in ("z_um", "y_um", "x_um") if c in t.columns]
+    sp = np.asarray(tuple(float(s) for s in spacing_um)[-len(spatial):], float)
+    data = np.column_stack([t["track_id"].to_numpy(float), t["frame"].to_numpy(float),
+                            t[spatial].to_numpy(float) / sp])
     features = t[["role", "t_min"]].reset_index(drop=True)
     if summary is not None:
         s = summary.set_index("track_id")
-        for col in ("fate", "dwell_min", "n_contacts"):
+        for col in ("fate", "dwell_min", "n_contacts", "contact_min"):
             features[col] = t["track_id"].map(s[col]).to_numpy()
-    graph = {}
-    if "parent_track_id" in t:
+    graph: dict = {}
+    if edges is not None and len(edges):
+        ids = tracks["track_id"].to_numpy()
+        for a, b in edges[["source", "target"]].to_numpy():
+            if ids[a] != ids[b]:
+                graph.setdefault(int(ids[b]), set()).add(int(ids[a]))
+        graph = {k: sorted(v) for k, v in sorted(graph.items())}
+    elif "parent_track_id" in t:
         firsts = t.groupby("track_id")["parent_track_id"].first()
         graph = {int(k): [int(v)] for k, v in firsts.items() if v >= 0}
     return data, features, graph
 
 
-# --- figures -------------------------------------------------------------------------------------------
+# --- figures (drawn by lungtrack.figures; kept here for scripts that import them from track) ---------
 
 def survival_figure(survival: dict, *, confidence: float = 0.95, time_unit: str = "h"):
-    """Kaplan-Meier curves of MSC intactness with confidence bands and censor marks, one per group.
+    """Kaplan-Meier curves with bands and censor marks: `lungtrack.figures.kaplan_meier_figure`."""
+    from .figures import kaplan_meier_figure
 
-    ``survival`` maps a group name to its `survival_table`. Returns a matplotlib Figure
-    (built without pyplot, like `lungtrack.figures`).
-    """
-    from matplotlib.figure import Figure
-
-    scale = 60.0 if time_unit == "h" else 1.0
-    fig = Figure(figsize=(4.5, 3.4), layout="constrained")
-    ax = fig.subplots()
-    for i, (name, st) in enumerate(survival.items()):
-        km = kaplan_meier(st["duration_min"], st["event"], confidence=confidence)
-        color = f"C{i}"
-        t = km["time"] / scale
-        med = median_survival(km)["median"]
-        label = f"{name} (n = {len(st)}, median {med / scale:.3g} {time_unit})" if np.isfinite(med) else \
-            f"{name} (n = {len(st)}, median not reached)"
-        ax.step(t, km["survival"], where="post", color=color, label=label)
-        ax.fill_between(t, km["ci_low"], km["ci_high"], step="post", color=color, alpha=0.2, lw=0)
-        cens = km[km["n_censored"] > 0]
-        ax.plot(cens["time"] / scale, cens["survival"], "|", color=color, ms=9, mew=1.5)
-    ax.set_xlabel(f"time ({time_unit})")
-    ax.set_ylabel("MSCs intact (Kaplan-Meier)")
-    ax.set_ylim(0, 1.05)
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(frameon=False, fontsize=8)
-    return fig
+    return kaplan_meier_figure(survival, confidence=confidence, time_unit=time_unit)
 
 
 def contact_raster_figure(summary: pd.DataFrame, contacts: pd.DataFrame, *, n_frames: int,
                           frame_interval_min: float):
-    """One row per MSC: intact period (grey), macrophage contacts (orange), engulfment (x), loss (|)."""
-    from matplotlib.figure import Figure
+    """Per-MSC raster of intact period, contacts, engulfment, loss: `lungtrack.figures.contact_raster_figure`."""
+    from . import figures
 
-    m = summary[summary["role"] == "msc"].sort_values("track_id")
-    dt = float(frame_interval_min)
-    fig = Figure(figsize=(5, 0.3 * max(len(m), 3) + 1), layout="constrained")
-    ax = fig.subplots()
-    for y, r in enumerate(m.itertuples()):
-        ax.broken_barh([(r.start_frame * dt, (r.end_frame - r.start_frame + 1) * dt)], (y - 0.3, 0.6), color="0.8")
-        for c in contacts[contacts["msc_track_id"] == r.track_id].itertuples():
-            ax.broken_barh([(c.onset_frame * dt, c.duration_min)], (y - 0.3, 0.6), color="tab:orange")
-            if c.engulfment:
-                ax.plot(c.engulfment_min, y, "x", color="tab:red", ms=7)
-        if not r.right_censored:
-            ax.plot((r.end_frame + 1) * dt, y, "|", color="k", ms=10)
-    ax.set_yticks(range(len(m)), [f"MSC {t}" for t in m["track_id"]])
-    ax.set_xlim(0, n_frames * dt)
-    ax.set_xlabel("time (min)")
-    ax.spines[["top", "right"]].set_visible(False)
-    return fig
+    return figures.contact_raster_figure(summary, contacts, n_frames=n_frames, frame_interval_min=frame_interval_min)
