@@ -416,6 +416,21 @@ def test_zero_at_earliest_time_gives_nan_fraction(caplog):
     assert any("earliest" in rec.getMessage() for rec in caplog.records)
 
 
+def test_weights_that_do_not_settle_are_reported_in_the_note(caplog):
+    """Zeros from 24 h on where the decay predicts ~100 per mm2: the moment estimate of alpha cycles."""
+    dens = [707, 661, 703, 353, 459, 443, 0, 0, 0, 0, 0, 0]
+    samples = pd.DataFrame({"animal": [f"m{i}" for i in range(12)], "group": "BM",
+                            "time_h": np.repeat([2.0, 8.0, 24.0, 48.0], 3), "n_msc": dens, "tissue_area_mm2": 1.0,
+                            "msc_per_mm2": np.asarray(dens, float)})
+    with caplog.at_level(logging.WARNING, logger="lungtrack.persistence"):
+        fit = fit_decay(samples)
+    exp_row = row(fit, group="BM", model="exponential")
+    assert "did not settle" in exp_row["note"] and np.isfinite(exp_row["half_life_h"])
+    assert any("'BM'" in r.getMessage() and "did not settle" in r.getMessage() for r in caplog.records)
+    # a data set whose weights settle has no such note
+    assert not fit_decay(make_samples())["note"].str.contains("settle").any()
+
+
 def test_empty_samples_give_empty_tables_with_columns():
     empty = make_samples().iloc[0:0]
     assert list(persistence_table(empty).columns) == list(PERSISTENCE_COLUMNS)

@@ -77,6 +77,13 @@ def test_superplot_draws_every_section_and_every_animal():
             assert len({c for c, n in zip(colours, names) if n == name}) == 1
     with pytest.raises(ValueError, match="dose"):
         superplot(s, by="dose")
+    # two grouping factors: one panel per combination, labelled like persistence.csv
+    s["dose"] = np.where(s["animal"].str[-1] == "0", "low", "high")
+    fig = superplot(s, by=["group", "dose"])
+    assert [ax.get_title() for ax in fig.axes] == ["BM / high", "BM / low", "UC / high", "UC / low"]
+    ani = next(c for c in fig.axes[1].collections if c.get_gid() == "animals:BM / low")
+    low = animal_table(s[(s["group"] == "BM") & (s["dose"] == "low")])
+    assert sorted(ani.get_offsets()[:, 1]) == pytest.approx(sorted(low["msc_per_mm2"]))
 
 
 def test_recruitment_figure_shows_the_table_means(tmp_path):

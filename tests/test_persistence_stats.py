@@ -137,7 +137,8 @@ def test_compare_half_lives_type_one_error_and_power():
     assert (res[0]["group_a"], res[0]["group_b"]) == ("fast", "slow")
     assert np.mean([r["p_value"] < 0.05 for r in res]) >= 0.9  # 12 h vs 36 h with 3 animals per time point
     covered = np.mean([r["ci_low_h"] <= -24.0 <= r["ci_high_h"] for r in res])
-    assert covered >= 0.7  # measured 0.77 here and 0.90 over 100 runs: below nominal, see docs/methods.md
+    # MOVER: 0.80 over these 30 runs, 0.92 over 100 (bench/persistence_coverage.py, docs/methods.md)
+    assert covered >= 0.7
     r = res[0]
     assert r["difference_h"] == pytest.approx(r["half_life_a_h"] - r["half_life_b_h"])
 
