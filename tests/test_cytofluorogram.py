@@ -34,7 +34,7 @@ def test_given_thresholds_are_drawn_where_given(tmp_path):
     assert ax.get_xlabel() == "GFP intensity" and ax.get_ylabel() == "CD68 intensity"
     png = save_figure(fig, tmp_path / "cyto")[0]
     img = mpimg.imread(png)
-    assert img.shape[:2] == (600, 720)  # 3.0 x 3.6 in at 200 dpi
+    assert img.shape[:2] == (900, 1080)  # 3.0 x 3.6 in at 300 dpi
     assert img[..., :3].std() > 0.05  # something is drawn
 
 

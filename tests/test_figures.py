@@ -153,7 +153,7 @@ def test_save_figure_writes_png_svg_pdf(tmp_path):
     assert all(p.is_file() and p.stat().st_size > 1000 for p in paths)
     w, h = fig.get_size_inches()
     img = mpimg.imread(paths[0])
-    assert img.shape[:2] == (round(h * 200), round(w * 200))
+    assert img.shape[:2] == (round(h * 300), round(w * 300))  # 300 dpi, as journals ask
     assert paths[1].read_text(encoding="utf-8").lstrip().startswith("<?xml")
     assert "<svg" in paths[1].read_text(encoding="utf-8")
     assert paths[2].read_bytes().startswith(b"%PDF")

@@ -79,3 +79,34 @@ def test_representative_sample_is_closest_to_the_median_per_group_and_time():
     assert representative_sample(s, "H") == "d"
     with pytest.raises(ValueError, match="group 'X'"):
         representative_sample(s, "X")
+
+
+def test_choose_inset_avoids_the_inset_corner_and_the_scale_bar_and_prefers_contacts():
+    from lungtrack.overlay import INSET_BOX, choose_inset
+
+    h = w = 200
+    msc = np.zeros((h, w), int)
+    mac = np.zeros((h, w), int)
+    msc[20:28, 20:28] = 1      # under the inset (upper left): never chosen
+    msc[185:193, 170:178] = 2  # under the scale bar (lower right): never chosen
+    msc[130:138, 96:104] = 3   # near the centre, but alone
+    msc[60:68, 140:148] = 4    # off centre, touching a macrophage
+    mac[60:68, 149:155] = 1
+    assert choose_inset({"msc": msc, "macrophage": mac}, (h, w)) == (44, 84, 124, 164)  # MSC 4, side 40
+    assert choose_inset({"msc": msc}, (h, w)) == (114, 154, 80, 120)  # no macrophages: MSC 3, nearer the centre
+    only_bad = np.where(np.isin(msc, [1, 2]), msc, 0)
+    assert choose_inset({"msc": only_bad}, (h, w)) is None
+    assert choose_inset({"msc": np.zeros((h, w), int)}, (h, w)) is None
+    x0, y0, iw, ih = INSET_BOX
+    assert x0 + iw < 0.5 and y0 > 0.5  # the inset sits in the upper-left quarter
+
+
+def test_inset_has_its_own_true_scale_bar():
+    s = simulate_section(shape=(200, 240), n_msc=5, n_macrophage=8, seed=4, pixel_size_um=0.8)
+    fig = image_panel(s.image, 0.8, channel_names=s.channel_names, labels={"msc": s.labels["msc"]},
+                      inset=(50, 100, 60, 110))
+    (iax,) = fig.axes[0].child_axes
+    bar = [p for p in iax.patches if p.get_gid() == "scale_bar"][0]
+    assert bar.get_width() == pytest.approx(nice_length_um(50 * 0.8) / 0.8)  # 10 um over 50 px at 0.8 um
+    shown = np.asarray(iax.get_images()[0].get_array())
+    assert shown.shape[:2] == (50, 50)  # the framed region, magnified

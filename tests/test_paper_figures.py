@@ -11,7 +11,8 @@ from lungtrack.overlay import nice_length_um, representative_sample
 from lungtrack.report import load_results
 
 EXPECTED = {"persistence", "persistence_log", "superplot", "recruitment", "msc_states", "msc_contact",
-            "efferocytosis", "coloc_pearson", "example_images", "cytofluorogram", "msc_macrophage_distances"}
+            "efferocytosis", "coloc_pearson", "example_images", "cytofluorogram", "msc_macrophage_distances",
+            "cross_l"}
 
 
 def test_every_figure_in_three_formats_and_redrawn_identically(demo_run, tmp_path, capsys):
@@ -25,7 +26,7 @@ def test_every_figure_in_three_formats_and_redrawn_identically(demo_run, tmp_pat
     shutil.copytree(demo_run["out"], copy)
     shutil.rmtree(copy / "figures")
     assert main(["figures", str(copy)]) == 0
-    assert "11 figures" in capsys.readouterr().out
+    assert f"{len(EXPECTED)} figures" in capsys.readouterr().out
     for stem in EXPECTED:  # SVG carries no date and fixed ids: the same bytes again
         assert (copy / "figures" / f"{stem}.svg").read_bytes() == (figs / f"{stem}.svg").read_bytes(), stem
 
@@ -98,3 +99,111 @@ def test_axis_labels_carry_units(demo_run):
     fig = persistence_figure(res.persistence, res.persistence_fit, animals=animal_table(res.samples))
     ax = fig.axes[0]
     assert "mm²" in ax.get_ylabel() and "(h)" in ax.get_xlabel()
+
+
+def test_files_are_paper_ready_300_dpi_text_as_text_and_column_widths(demo_run):
+    from PIL import Image
+
+    from lungtrack.figures import DOUBLE_COLUMN_IN, SINGLE_COLUMN_IN
+
+    figs = demo_run["out"] / "figures"
+    for stem in EXPECTED:
+        with Image.open(figs / f"{stem}.png") as im:
+            assert min(im.info["dpi"]) >= 299.9, stem  # journals ask for >= 300 dpi
+            width_px = im.size[0]
+        svg = (figs / f"{stem}.svg").read_text(encoding="utf-8")
+        assert "<text" in svg and "font-family" in svg.replace("font:", "font-family:"), stem  # editable text
+        pdf = (figs / f"{stem}.pdf").read_bytes()
+        assert b"/FontFile2" in pdf and b"/Subtype /Type3" not in pdf, stem  # TrueType embedded, not Type 3
+        if stem in ("msc_states", "msc_contact", "efferocytosis", "coloc_pearson"):
+            assert width_px == round(SINGLE_COLUMN_IN * 300), stem
+        if stem in ("example_images", "msc_macrophage_distances", "cross_l"):
+            assert width_px == round(DOUBLE_COLUMN_IN * 300), stem
+    # axis labels are in the SVG as words a journal's editor can change
+    assert "Time after infusion (h)" in (figs / "msc_contact.svg").read_text(encoding="utf-8")
+
+
+def test_every_panel_has_axis_labels_with_units(demo_run):
+    from lungtrack.figures import PALETTE, coloc_example_figure
+    from lungtrack.pipeline import _cross_l, _distance_envelope
+
+    res = load_results(demo_run["out"])
+    labels_dir = demo_run["out"] / "labels"
+    inputs = {r["sample_id"]: r["path"] for r in res.run["inputs"]}
+    for value in ("pearson_r", "frac_msc_contacting_macrophage", "frac_macrophage_containing_msc"):
+        ax = coefficient_dotplot(res.samples, value).axes[0]
+        assert ax.get_xlabel() == "Time after infusion (h)" and ax.get_ylabel()
+        # group colours come from the colour-blind-safe palette, in group order
+        cols = [c for c in ax.collections if str(c.get_gid()).startswith("animals_")]
+        assert [tuple(c.get_facecolor()[0][:3]) for c in cols] == [
+            tuple(int(h[i:i + 2], 16) / 255 for i in (1, 3, 5)) for h in PALETTE[:len(cols)]]
+    dist = _distance_envelope(res, labels_dir, res.run["config"])
+    assert "(µm)" in dist.get_supxlabel() and dist.axes[0].get_ylabel() == "Fraction of MSCs (ECDF)"
+    cl = _cross_l(res, labels_dir, res.run["config"])
+    assert all(ax.get_xlabel() == "r (µm)" for ax in cl.axes) and "(µm)" in cl.axes[0].get_ylabel()
+    cf = coloc_example_figure(res.samples, inputs, labels_dir, res.run["config"]["channels"], coloc=res.coloc)
+    ax = cf.axes[0]
+    sid = ax.get_title().split(" ")[0]
+    flags = res.coloc.query("sample_id == @sid and scope == 'tissue'")["costes_warnings"].dropna()
+    # the shown image's own Costes warnings (tissue scope) are named under the title
+    assert ("Costes warnings" in ax.get_title()) == bool(len(flags) and flags.iloc[0])
+    assert all(f.replace("_", " ") in ax.get_title().replace("\n", " ") for v in flags for f in v.split(";"))
+    # thresholds at the top of the intensity range are flagged, not shown as if they were a result
+    row = res.samples.set_index("sample_id").loc[sid]
+    hist = [c for c in ax.collections if c.get_gid() == "histogram"][0]
+    at_top = (row.costes_threshold_msc >= ax.get_xlim()[1] - 0.5
+              or row.costes_threshold_macrophage >= ax.get_ylim()[1] - 0.5)  # bins end half a grey level above max
+    assert hist.get_array().count() > 0 and ("top of the range" in ax.get_title()) == bool(at_top)
+    assert ax.get_xlabel() == "MSC label (GFP) intensity (a.u.)"
+    assert ax.get_ylabel() == "Macrophage marker (CD68) intensity (a.u.)"
+    assert {ln.get_gid() for ln in ax.lines} >= {"regression", "threshold_a", "threshold_b"}
+
+
+def test_cross_l_panel_is_the_cross_k_of_the_representative_image(demo_run):
+    import tifffile
+
+    from lungtrack.pipeline import _cross_l
+    from lungtrack.spatial_stats import cross_k
+
+    res = load_results(demo_run["out"])
+    fig = _cross_l(res, demo_run["out"] / "labels", res.run["config"])
+    o = res.objects
+    for ax, g in zip(fig.axes, ["BM", "UC"]):
+        sid = representative_sample(res.samples, g, 2.0)
+        assert ax.get_title() == f"{g}, 2 h: {sid}"
+        obs = [ln for ln in ax.lines if ln.get_gid() == "observed"][0]
+        cols = ["centroid_y_um", "centroid_x_um"]
+        a = o[(o.sample_id == sid) & (o.role == "msc") & o.intact.fillna(True).astype(bool)][cols].to_numpy()
+        b = o[(o.sample_id == sid) & (o.role == "macrophage")][cols].to_numpy()
+        tissue = tifffile.imread(demo_run["out"] / "labels" / f"{sid}_tissue.tif") > 0
+        k = cross_k(a, b, tissue, (1.0, 1.0, 1.0), obs.get_xdata())
+        assert np.allclose(obs.get_ydata(), k["l_minus_r_um"])
+        assert any(c.get_gid() == "envelope" for c in ax.collections)
+        assert "99 simulations" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_example_images_inset_colours_sample_choice_and_spacing(demo_run):
+    from matplotlib.colors import to_hex
+
+    from lungtrack.figures import example_images_figure
+
+    res = load_results(demo_run["out"])
+    inputs = {r["sample_id"]: r["path"] for r in res.run["inputs"]}
+    labels = demo_run["out"] / "labels"
+    fig = example_images_figure(res.samples, inputs, labels, sample_ids=["UC_24h_m1_s1"],
+                                colors={"GFP": "#FFFF00"}, channels=res.run["config"]["channels"],
+                                spacing_um={"UC_24h_m1_s1": (1.0, 0.5, 0.5)})
+    ax = fig.axes[0]
+    assert ax.get_title() == "UC, 24 h: UC_24h_m1_s1"  # chosen by id
+    bar = [p for p in ax.patches if p.get_gid() == "scale_bar"][0]
+    assert bar.get_width() == pytest.approx(nice_length_um(384 * 0.5) / 0.5)  # 50 um = 100 px at 0.5 um
+    (inset,) = ax.child_axes  # zoom chosen automatically around an MSC
+    frame = [p for p in ax.patches if p.get_gid() == "inset_frame"][0]
+    side = frame.get_width()
+    ibar = [p for p in inset.patches if p.get_gid() == "scale_bar"][0]
+    assert ibar.get_width() == pytest.approx(nice_length_um(side * 0.5) / 0.5)
+    legend = {t.get_text(): h for t, h in zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles)}
+    assert set(legend) == {"DAPI (nuclei)", "GFP (MSC)", "CD68 (macrophage)", "MSC outline", "macrophage outline"}
+    assert to_hex(legend["GFP (MSC)"].get_facecolor()) == "#ffff00"  # the chosen colour
+    with pytest.raises(ValueError, match="not in the samples table"):
+        example_images_figure(res.samples, inputs, labels, sample_ids=["nope"])

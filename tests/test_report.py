@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -43,7 +44,9 @@ def test_report_is_rebuilt_from_the_folder_alone(demo_run, tmp_path):
     (folder / "report.html").unlink()
     path = report_from_folder(folder)
     assert path.exists()
-    assert path.read_text().count("<figure><img alt=") >= 24 + 1
+    text = path.read_text()
+    assert text.count("<figure><img alt=") == 24  # one QC thumbnail per image
+    assert text.count("<figure id='fig-") == len(list((folder / "figures").glob("*.png"))) == 12
 
 
 def test_warnings_name_failed_images_empty_tissue_and_unfitted_groups():
@@ -68,3 +71,39 @@ def test_warnings_name_failed_images_empty_tissue_and_unfitted_groups():
 def test_report_states_reused_and_failed_counts(demo_run, tmp_path):
     run = json.loads((demo_run["out"] / "run.json").read_text())
     assert run["n_analysed"] == 24 and run["results_folder"] == str(demo_run["out"])
+
+
+def test_report_shows_every_figure_with_its_caption_at_print_size_and_every_table(demo_run):
+    from lungtrack.figures import PNG_DPI
+    from lungtrack.report import _CAPTIONS, FIGURE_ORDER
+
+    out = demo_run["out"]
+    text = (out / "report.html").read_text()
+    figs = re.findall(r"<figure id='fig-([^']+)' style='width:(\d+)px'><img alt='[^']+' "
+                      r"src='data:image/png;base64,([^']+)'><figcaption class='note'>", text)
+    stems = [f[0] for f in figs]
+    assert set(stems) == {p.stem for p in (out / "figures").glob("*.png")}
+    assert stems == sorted(stems, key=FIGURE_ORDER.index)  # the story's order, persistence first
+    for stem, width, b64 in figs:
+        png = imread(io.BytesIO(base64.b64decode(b64)))
+        assert int(width) == round(png.shape[1] / PNG_DPI * 115)  # print width x 115 CSS px per inch
+        assert f"<b>{stem}</b>: {html.escape(_CAPTIONS[stem])}" in text  # a written caption for each figure
+    # every table of the folder, with its columns as sortable headers
+    for name in ("samples", "persistence", "persistence_fit", "persistence_compare", "persistence_tests",
+                 "persistence_residuals", "recruitment", "coloc", "interactions", "objects"):
+        df = pd.read_parquet(out / "objects.parquet") if name == "objects" else pd.read_csv(out / f"{name}.csv")
+        head = "<thead><tr>" + "".join(f"<th>{c}</th>" for c in df.columns) + "</tr></thead>"
+        assert head in text, name
+    assert "MOVER" in text and "bootstrap CI" not in text  # the comparison note says what was computed
+
+
+def test_run_summary_states_design_counts_and_half_lives(demo_run):
+    out = demo_run["out"]
+    text = (out / "report.html").read_text()
+    s = pd.read_csv(out / "samples.csv")
+    fit = pd.read_csv(out / "persistence_fit.csv").query("model == 'exponential'")
+    assert f"<dd>{int(s.n_msc.sum())} MSCs, {int(s.n_macrophage.sum())} macrophages</dd>" in text
+    assert f"{s.animal.nunique()} animals" in text and "time points 2, 8, 24, 48 h" in text
+    for r in fit.itertuples():
+        assert f"{r.group}: {r.half_life_h:.3g} h [{r.ci_low_h:.3g}, {r.ci_high_h:.3g}]" in text
+    assert all(f"id='{a}'" in text for a in ("warnings", "figures", "persistence", "qc", "methods", "files"))

@@ -180,7 +180,29 @@ def cmd_track(args) -> int:
     print(f"Tracked {n_msc} MSCs and {int((s.role == 'macrophage').sum())} macrophages over {res.n_frames} frames "
           f"({res.frame_interval_min:g} min apart): {int((s.role == 'msc').sum() - s[s.role == 'msc'].right_censored.sum())} "
           f"MSCs lost, {len(res.contacts)} contacts, {int(res.contacts.engulfment.sum())} followed by engulfment.")
-    print(f"Results: {args.out} (tracks.csv, track_summary.csv, contacts.csv, survival.csv, kaplan_meier.csv, figures/)")
+    print(f"Results: {args.out} (tracks.csv, track_summary.csv, contacts.csv, survival.csv, kaplan_meier.csv, "
+          "cumulative_incidence.csv, track_edges.csv, figures/)")
+    return 0
+
+
+def cmd_survival(args) -> int:
+    from .io import LungtrackInputError
+    from .track import compare_survival
+
+    pairs = []
+    for item in args.folders:
+        group, sep, folder = item.partition("=")
+        if not sep or not group or not folder:
+            raise LungtrackInputError(f"{item!r}: give GROUP=FOLDER (a folder written by `lungtrack track`)")
+        pairs.append((group, folder))
+    res = compare_survival(pairs, args.out)
+    for r in res["by_group"].itertuples():
+        print(f"{r.group}: {r.n_msc} MSCs, {r.n_lost} lost, median intact {r.median_min:g} min "
+              f"(CI {r.ci_low_min:g}-{r.ci_high_min:g})")
+    if res["logrank"] is not None:
+        lr = res["logrank"]
+        print(f"log-rank chi2 = {lr['statistic']:.3f}, df = {lr['df']}, p = {lr['p_value']:.3g}")
+    print(f"Results: {args.out} (survival_by_group.csv, logrank.csv, cumulative_incidence.csv, figures/)")
     return 0
 
 
@@ -263,12 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_config)
 
     t = sub.add_parser("track", help="track MSCs and macrophages in a time-lapse; contacts and MSC survival")
-    t.add_argument("image", help="time-lapse TIFF / OME-TIFF (T, C, Y, X)")
+    t.add_argument("image", help="time-lapse TIFF / OME-TIFF (T, C, [Z,] Y, X)")
     t.add_argument("--out", required=True, help="folder for tracks.csv, track_summary.csv, contacts.csv, survival.csv")
     t.add_argument("--config", help="YAML config (channels, segment, track sections)")
     t.add_argument("--frame-interval-min", type=float, help="minutes between frames (overrides the metadata)")
     t.add_argument("--no-dask", action="store_true", help="plain loop over frames, no Dask (debugging)")
     t.set_defaults(func=cmd_track)
+
+    sv = sub.add_parser("survival", help="compare MSC survival between groups of tracked movies (log-rank)")
+    sv.add_argument("folders", nargs="+", metavar="GROUP=FOLDER",
+                    help="a group name and a folder written by `lungtrack track`; repeat a group to pool its movies")
+    sv.add_argument("--out", required=True, help="folder for survival_by_group.csv, logrank.csv, figures/")
+    sv.set_defaults(func=cmd_survival)
     return p
 
 

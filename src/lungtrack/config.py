@@ -245,10 +245,17 @@ class PersistenceConfig(_Strict):
     """Time course of MSC density, half-lives and group comparisons (animals are the units)."""
 
     bootstrap: int = Field(
-        500, ge=0, description="Bootstrap resamples of animals for the half-life comparison between groups (0 = no CI at all)."
+        500,
+        ge=0,
+        description="0 = no confidence intervals or p-values for half-lives, their comparison and the fraction remaining. "
+        "Any other value keeps the analytic intervals (t, Fieller, MOVER; docs/methods.md), which resample nothing: "
+        "the number is then only the resample count of persistence_table(interval='bootstrap') in scripts.",
     )
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
-    seed: int = Field(0, description="Seed for bootstrapping (results are reproducible).")
+    seed: int = Field(
+        0, description="Seed of the optional percentile bootstrap (persistence_table(interval='bootstrap')); "
+        "the analytic intervals of a run need none."
+    )
     group_by: list[str] = Field(
         default_factory=lambda: ["group"],
         min_length=1,
@@ -386,7 +393,16 @@ class Config(_Strict):
         if data is not None and not isinstance(data, dict):
             raise ConfigError(f"{where}: a config is a mapping of sections (channels:, segment:, ...), "
                              f"got a {type(data).__name__}")
-        return cls.from_dict(data)
+        from pydantic import ValidationError
+
+        try:
+            return cls.from_dict(data)
+        except ValidationError as exc:
+            # pydantic's own text names neither the file nor the way out.
+            fields = "\n".join(f"  {'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
+                               for e in exc.errors())
+            raise ConfigError(f"{where}: invalid config:\n{fields}\nCorrect these entries or remove them; "
+                              "`lungtrack config --default` prints every valid key with its default.") from exc
 
 
 def load_config(config: "Config | dict | str | Path | None") -> Config:

@@ -193,8 +193,9 @@ def superplot(samples, *, value="msc_per_mm2", by="group", log_scale=False):
         `lungtrack.persistence.animal_table`).
     value : str, optional
         Measure to plot.
-    by : str, optional
-        Grouping column: one panel per group.
+    by : str or sequence of str, optional
+        Grouping column(s): one panel per group; several columns are joined
+        into one label (``"BM / 10"``), as in `lungtrack.persistence.time_course`.
     log_scale : bool, optional
         Logarithmic y axis (zeros not drawn).
 
@@ -218,9 +219,14 @@ def superplot(samples, *, value="msc_per_mm2", by="group", log_scale=False):
     """
     from .persistence import animal_table
 
-    for col in ("animal", "time_h", by, value):
+    cols = [by] if isinstance(by, str) else list(by)
+    for col in ("animal", "time_h", *cols, value):
         if col not in samples.columns:
             raise ValueError(f"samples lacks column {col!r}; it has {list(samples.columns)}")
+    by = cols[0]
+    if len(cols) > 1:  # one panel per combination, labelled like persistence.csv
+        by = "_superplot_group"
+        samples = samples.assign(**{by: samples[cols].astype(str).agg(" / ".join, axis=1)})
     animals = animal_table(samples, value=value, by=by)
     groups = sorted(samples[by].dropna().unique(), key=str)
     times = sorted(samples["time_h"].dropna().unique())
@@ -271,7 +277,7 @@ _RECRUITMENT_LABELS = {
     "macrophage_per_mm2": "Macrophages per mm²",
     "frac_msc_contacting_macrophage": "MSCs touching a macrophage (fraction)",
     "frac_macrophage_containing_msc": "Macrophages containing MSC label (fraction)",
-    "engulfment_index": "Engulfment index (mean MSC label share in macrophages)",
+    "engulfment_index": "Engulfment index (MSC label in macrophages)",  # <= 45 characters: fits a 2.7 in panel
     "frac_msc_engulfed": "MSCs engulfed (fraction)",
 }
 
@@ -336,8 +342,12 @@ def recruitment_figure(recruitment, *, measures=None):
     return fig
 
 
+#: Resolution of the PNGs (journals ask for at least 300 dpi for line art and images).
+PNG_DPI = 300
+
+
 def save_figure(fig, path_stem):
-    """Write `fig` as ``path_stem.png`` (200 dpi), ``.svg`` and ``.pdf``.
+    """Write `fig` as ``path_stem.png`` (`PNG_DPI`, 300 dpi), ``.svg`` and ``.pdf``.
 
     Parameters
     ----------
@@ -354,7 +364,7 @@ def save_figure(fig, path_stem):
     Notes
     -----
     The canvas is saved as is (no tight bounding box), so the PNG measures
-    ``figsize * 200`` pixels. SVG and PDF carry no creation date and SVG ids
+    ``figsize * 300`` pixels. SVG and PDF carry no creation date and SVG ids
     use a fixed salt, so saving the same figure again gives identical files.
     Text is kept as text (SVG) and TrueType (PDF), editable in vector editors.
     """
@@ -362,11 +372,24 @@ def save_figure(fig, path_stem):
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     with mpl.rc_context(_SAVE_STYLE):
-        for ext, kwargs in ((".png", {"dpi": 200}), (".svg", {"metadata": {"Date": None}}),
-                            (".pdf", {"metadata": {"CreationDate": None}})):
-            path = stem.parent / (stem.name + ext)
-            fig.savefig(path, format=ext[1:], **kwargs)
-            paths.append(path)
+        engine = None
+        try:
+            for ext, kwargs in ((".png", {"dpi": PNG_DPI}), (".svg", {"metadata": {"Date": None}}),
+                                (".pdf", {"metadata": {"CreationDate": None}})):
+                path = stem.parent / (stem.name + ext)
+                fig.savefig(path, format=ext[1:], **kwargs)
+                paths.append(path)
+                if ext == ".png" and fig.get_layout_engine() is not None:
+                    # One layout for the three files: the PNG's, rounded and frozen. Constrained layout
+                    # redone at 72 dpi after a 300-dpi draw moves axes by ~1e-16, which changes the SVG's
+                    # hashed clip-path ids: saving again would not give the same bytes.
+                    engine = fig.get_layout_engine()
+                    for ax in fig.axes:
+                        ax.set_position(np.round(ax.get_position().bounds, 9))
+                    fig.set_layout_engine("none")
+        finally:
+            if engine is not None:
+                fig.set_layout_engine(engine)
     return paths
 
 
@@ -514,32 +537,79 @@ def cross_l_figure(envelope, *, title=None, labels=("MSC", "macrophage")):
     -------
     Figure
         Above the envelope: more macrophages near MSCs than random placement in the
-        tissue gives (attraction); below: avoidance.
+        tissue gives (attraction); below: avoidance. Artists carry gids
+        ``"observed"``, ``"envelope"``, ``"null_mean"``.
     """
-    r = np.asarray(envelope["r_um"], float)
     with mpl.rc_context(_STYLE):
         fig = Figure(figsize=(3.4, 2.6), layout="constrained")
         ax = fig.add_subplot()
-        _style_axes(ax)
-        if "l_minus_r_low_um" in envelope and np.isfinite(envelope["l_minus_r_low_um"]).any():
-            n = envelope.attrs.get("n_simulations")
-            ax.fill_between(r, envelope["l_minus_r_low_um"], envelope["l_minus_r_high_um"], color="0.85", lw=0,
-                            gid="envelope", label="random in tissue" + (f" ({n} simulations)" if n else ""))
-            ax.plot(r, envelope["l_minus_r_null_mean_um"], color="0.45", lw=0.8, ls="--", gid="null_mean")
-        p = envelope.attrs.get("p_value")
-        obs_label = "observed" + (f" (global test p = {p:.3g})" if p is not None and np.isfinite(p) else "")
-        ax.plot(r, envelope["l_minus_r_um"], color=PALETTE[1], gid="observed", label=obs_label)
-        ax.axhline(0, color="black", lw=0.6)
+        _draw_cross_l(ax, envelope)
         ax.set_xlabel("r (µm)")
         ax.set_ylabel(f"L(r) − r (µm), {labels[0]} → {labels[1]}")
-        ax.set_xlim(0, float(r.max()) if r.size else 1.0)
-        ax.legend(loc="best", frameon=False)
         if title:
             ax.set_title(title)
     return fig
 
 
-__all__ += ["cross_l_figure"]
+def _draw_cross_l(ax, envelope, *, fontsize=None):
+    """Envelope band, null mean and observed L(r) - r on one axes."""
+    _style_axes(ax)
+    r = np.asarray(envelope["r_um"], float)
+    if "l_minus_r_low_um" in envelope and np.isfinite(envelope["l_minus_r_low_um"]).any():
+        n = envelope.attrs.get("n_simulations")
+        ax.fill_between(r, envelope["l_minus_r_low_um"], envelope["l_minus_r_high_um"], color="0.85", lw=0,
+                        gid="envelope", label="random in tissue" + (f" ({n} simulations)" if n else ""))
+        ax.plot(r, envelope["l_minus_r_null_mean_um"], color="0.45", lw=0.8, ls="--", gid="null_mean")
+    p = envelope.attrs.get("p_value")
+    obs_label = "observed" + (f" (global test p = {p:.3g})" if p is not None and np.isfinite(p) else "")
+    ax.plot(r, envelope["l_minus_r_um"], color=PALETTE[1], gid="observed", label=obs_label)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlim(0, float(r.max()) if r.size else 1.0)
+    ax.legend(loc="best", frameon=False, fontsize=fontsize)
+
+
+def cross_l_panels(envelopes: dict, *, column="double", labels=("MSC", "macrophage")):
+    """One cross-L panel per image (e.g. the representative image of each group), sharing the y axis.
+
+    Parameters
+    ----------
+    envelopes : dict
+        Panel title -> `lungtrack.spatial_stats.cross_k_envelope` output, in panel order.
+    column : {"single", "double"}
+        Figure width (`figure_size`).
+    labels : pair of str
+        Names of the two cell types (y label).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per entry, titled with its key; each has the gids of `cross_l_figure`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> env = pd.DataFrame({"r_um": [5.0, 10.0], "l_minus_r_um": [1.0, 2.0], "l_minus_r_low_um": [-1.0, -1.0],
+    ...                     "l_minus_r_high_um": [1.5, 1.5], "l_minus_r_null_mean_um": [0.0, 0.0]})
+    >>> fig = cross_l_panels({"BM, 2 h": env, "UC, 2 h": env})
+    >>> [ax.get_title() for ax in fig.axes], fig.axes[0].get_xlabel()
+    (['BM, 2 h', 'UC, 2 h'], 'r (µm)')
+    """
+    if not envelopes:
+        raise ValueError("envelopes is empty: nothing to draw")
+    w = figure_size(column)[0]
+    n = len(envelopes)
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(w, min(w / n + 0.7, 3.0)), layout="constrained")
+        axs = fig.subplots(1, n, squeeze=False, sharey=True)[0]
+        for ax, (title, env) in zip(axs, envelopes.items()):
+            _draw_cross_l(ax, env, fontsize=6)
+            ax.set_title(str(title))
+            ax.set_xlabel("r (µm)")
+        axs[0].set_ylabel(f"L(r) − r (µm), {labels[0]} → {labels[1]}")
+    return fig
+
+
+__all__ += ["cross_l_figure", "cross_l_panels"]
 
 
 # ---------------------------------------------------------------------------- panels for papers (issue 9)
@@ -696,9 +766,35 @@ def coefficient_dotplot(samples, value="pearson_r", *, column="single", ylabel=N
     return fig
 
 
+_ROLE_NAMES = {"msc": "MSC", "macrophage": "macrophage", "nuclei": "nuclei", "tissue": "tissue",
+               "autofluorescence": "autofluorescence"}
+
+
+def _channel_roles(names, channels) -> dict:
+    """Channel index -> role name for a legend, from the config's role -> channel (name or index) map."""
+    lower = [str(n).lower() for n in names]
+    out = {}
+    for role, ch in (channels or {}).items():
+        if ch is None:
+            continue
+        if isinstance(ch, (int, np.integer)) and not isinstance(ch, bool):
+            i = int(ch)
+        elif str(ch).lower() in lower:
+            i = lower.index(str(ch).lower())
+        else:
+            continue
+        if 0 <= i < len(names):
+            out.setdefault(i, _ROLE_NAMES.get(role, role))
+    return out
+
+
 def example_images_figure(samples, inputs, labels_dir, *, time_h=None, value="msc_per_mm2", column="double",
-                          groups=None, axes=None):
-    """One representative image per group (closest to the group's median ``value``), with outlines and scale bars.
+                          groups=None, axes=None, sample_ids=None, colors=None, inset=True, spacing_um=None,
+                          channels=None):
+    """Representative images with outlines, a scale bar in um and a zoomed inset.
+
+    By default one image per group: the one whose ``value`` is closest to the
+    median of its group at its time point (`lungtrack.overlay.representative_sample`).
 
     Parameters
     ----------
@@ -710,43 +806,101 @@ def example_images_figure(samples, inputs, labels_dir, *, time_h=None, value="ms
         The results folder's ``labels/``.
     time_h : float, optional
         Time point shown; default each group's earliest.
+    value : str, optional
+        Column of `samples` whose group median picks the image.
+    groups : list, optional
+        Groups shown, in order (default all, in table order).
     axes : str, optional
         Axes of plain TIFFs (``run.axes`` of the config).
+    sample_ids : list of str, optional
+        Show these images instead (one panel each, in order): chosen by id.
+    colors : dict or sequence, optional
+        Display colour per channel: ``{"GFP": "#00FF00", ...}`` by channel name, or
+        one colour per channel in channel order; default `lungtrack.overlay.CHANNEL_COLORS`.
+    inset : bool or (y0, y1, x0, x1), optional
+        True: a zoomed inset around one MSC chosen by `lungtrack.overlay.choose_inset`;
+        a tuple: that region (pixels) in every panel; False: none.
+    spacing_um : dict, optional
+        sample_id -> (z, y, x) voxel size used by the analysis (``run.json``
+        ``inputs``); it sets the scale bars, so that images whose pixel size came
+        from the manifest or the config are scaled right. Default: the file's metadata.
+    channels : dict, optional
+        The config's role -> channel map; names the role of each channel in the legend.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One image axes per group, titled ``"<group>, <time> h: <sample_id>"``, each
-        with a scale bar (gid ``"scale_bar"``).
+        One image axes per panel, titled ``"<group>, <time> h: <sample_id>"``, each
+        with a scale bar (gid ``"scale_bar"``; width ``length_um / pixel_size_um``
+        pixels) and, with an inset, a child axes (gid ``"inset"``) with its own bar.
+        A legend below names the channel colours and the outline colours.
     """
     import tifffile
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     from .io import read_image
-    from .overlay import image_panel, representative_sample
+    from .overlay import ROLE_COLORS, _colors_for, choose_inset, image_panel, representative_sample
 
     labels_dir = Path(labels_dir)
-    groups = list(groups) if groups is not None else list(dict.fromkeys(samples["group"]))
-    w = figure_size(column)[0]
-    with mpl.rc_context(_STYLE):
-        fig = Figure(figsize=(w, w / len(groups) + 0.3), layout="constrained")
-        axs = fig.subplots(1, len(groups), squeeze=False)[0]
-        for ax, g in zip(axs, groups):
+    if sample_ids is not None:
+        sample_ids = [str(s) for s in sample_ids]
+        missing = [s for s in sample_ids if s not in set(samples["sample_id"].astype(str))]
+        if missing:
+            raise ValueError(f"sample_ids {missing} are not in the samples table")
+        panels = []
+        for sid in sample_ids:
+            row = samples[samples["sample_id"].astype(str) == sid].iloc[0]
+            panels.append((row["group"], row["time_h"], sid))
+    else:
+        groups = list(groups) if groups is not None else list(dict.fromkeys(samples["group"]))
+        panels = []
+        for g in groups:
             t = time_h if time_h is not None else samples.loc[samples["group"] == g, "time_h"].min()
-            sid = representative_sample(samples, g, t, value)
+            panels.append((g, t, representative_sample(samples, g, t, value)))
+    if not panels:
+        raise ValueError("no image to show (no group and no sample_ids)")
+    w = figure_size(column)[0]
+    shown_roles, names, tints = set(), None, None
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(w, w / len(panels) + 0.55), layout="constrained")
+        axs = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, (g, t, sid) in zip(axs, panels):
+            if sid not in inputs:
+                raise ValueError(f"no image path for sample {sid!r} (run.json inputs)")
             img = read_image(inputs[sid], require_spacing=False, axes=axes)
+            px = float((spacing_um or {}).get(sid, img.spacing_um)[-1])
             labels = {r: tifffile.imread(labels_dir / f"{sid}_{r}.tif") for r in ("msc", "macrophage")
                       if (labels_dir / f"{sid}_{r}.tif").exists()}
-            image_panel(np.asarray(img.data[0]), img.spacing_um[-1], channel_names=img.channel_names,
-                        labels=labels, ax=ax, title=f"{g}, {t:g} h: {sid}")
+            names = list(img.channel_names)
+            if isinstance(colors, dict):
+                default = _colors_for(names, len(names))
+                tints = [colors.get(n, default[i]) for i, n in enumerate(names)]
+            else:
+                tints = list(colors) if colors is not None else _colors_for(names, len(names))
+            data = np.asarray(img.data[0])
+            region = choose_inset(labels, data.shape[-2:]) if inset is True else (inset or None)
+            image_panel(data, px, colors=tints, labels=labels, ax=ax, inset=region, title=f"{g}, {t:g} h: {sid}")
+            shown_roles |= set(labels)
+        roles = _channel_roles(names, channels)
+        handles = [Patch(color=c, label=f"{n} ({roles[i]})" if i in roles else str(n))
+                   for i, (n, c) in enumerate(zip(names, tints))]
+        handles += [Line2D([], [], color=ROLE_COLORS[r], lw=1.5, label=f"{_ROLE_NAMES[r]} outline") for r in
+                    ("msc", "macrophage") if r in shown_roles]
+        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=6,
+                   handlelength=1.2, columnspacing=1.2)
     return fig
 
 
-def coloc_example_figure(samples, inputs, labels_dir, channels, *, value="pearson_r", axes=None):
+def coloc_example_figure(samples, inputs, labels_dir, channels, *, value="pearson_r", axes=None, coloc=None):
     """Cytofluorogram of the image whose ``value`` is the median of all images, inside its tissue mask.
 
     ``channels`` maps ``msc`` and ``macrophage`` to channel names or indices (the
     config's ``channels``). The Costes thresholds drawn are the image's own
-    (``costes_threshold_msc``/``_macrophage`` of ``samples.csv``).
+    (``costes_threshold_msc``/``_macrophage`` of ``samples.csv``). With ``coloc``
+    (``coloc.csv``), the image's Costes quality warnings are written under the
+    title, so that thresholds at the edge of the histogram are not mistaken for
+    a result. Axis labels name the channels; intensities are in a.u. (grey levels).
     """
     import tifffile
 
@@ -766,9 +920,30 @@ def coloc_example_figure(samples, inputs, labels_dir, channels, *, value="pearso
         mask = tifffile.imread(tissue_path).reshape(a.shape) > 0
     row = s[s["sample_id"] == sid].iloc[0]
     thr = (row["costes_threshold_msc"], row["costes_threshold_macrophage"])
+    ch_a = img.channel_names[img.channel_index(channels["msc"])]
+    ch_b = img.channel_names[img.channel_index(channels["macrophage"])]
+    # Intensities are raw grey levels of the file: arbitrary units, stated so on the axes.
     fig = cytofluorogram(a, b, mask=mask, thresholds=thr if np.all(np.isfinite(thr)) else None,
-                         names=("MSC label", "macrophage marker"))
-    fig.axes[0].set_title(f"{sid} (tissue): r = {row[value]:.2f}", fontsize=8)
+                         names=(f"MSC label ({ch_a})", f"Macrophage marker ({ch_b})"))
+    ax = fig.axes[0]
+    ax.set_xlabel(ax.get_xlabel() + " (a.u.)")
+    ax.set_ylabel(ax.get_ylabel() + " (a.u.)")
+    import textwrap  # the figure is 3.6 in wide: notes are wrapped so the title is never clipped
+
+    scope = "tissue" if mask is not None else "image"
+    title = f"{sid} ({scope}): r = {row[value]:.2f}"
+    notes = []
+    if coloc is not None and len(coloc) and "costes_warnings" in coloc:
+        w = coloc[(coloc["sample_id"].astype(str) == sid) & (coloc["scope"] == scope)]
+        flags = sorted({f for v in w["costes_warnings"].dropna().astype(str) for f in v.split(";") if f})
+        if flags:
+            notes.append("Costes warnings: " + ", ".join(f.replace("_", " ") for f in flags))
+    sel = mask if mask is not None else np.ones(a.shape, bool)
+    if np.all(np.isfinite(thr)) and sel.any() and (thr[0] >= a[sel].max() or thr[1] >= b[sel].max()):
+        notes.append("thresholds at the top of the range: no pixel above both (Manders undefined)")
+    for note in notes:
+        title += "\n" + textwrap.fill(note, 48)
+    ax.set_title(title, fontsize=8)
     return fig
 
 
@@ -844,3 +1019,117 @@ def distance_envelope_figure(observed: dict, null: dict, *, r_max_um=None, colum
 
 
 __all__ += ["distance_envelope_figure"]
+
+
+# --- time-lapse (lungtrack.track) ---------------------------------------------------------------------
+
+def kaplan_meier_figure(survival: dict, *, confidence: float = 0.95, time_unit: str = "h"):
+    """Kaplan-Meier curves of MSC intactness with confidence bands and censor marks, one per group.
+
+    Parameters
+    ----------
+    survival : dict
+        Group name -> `lungtrack.track.survival_table` (``duration_min``, ``event``).
+    confidence : float
+        Level of the log(-log) band (`lungtrack.track.kaplan_meier`).
+    time_unit : {"h", "min"}
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One step curve, band and censor marks ("|", at right-censored times) per group;
+        the legend gives n and the median survival.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> st = pd.DataFrame({"duration_min": [60.0, 120, 180, 240], "event": [True, True, False, False]})
+    >>> fig = kaplan_meier_figure({"BM": st, "UC": st.assign(event=[True, False, False, False])})
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['BM (n = 4, median 2 h)', 'UC (n = 4, median not reached)']
+    """
+    from .track import kaplan_meier, median_survival
+
+    scale = 60.0 if time_unit == "h" else 1.0
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=figure_size("single"), layout="constrained")
+        ax = fig.subplots()
+        for i, (name, st) in enumerate(survival.items()):
+            km = kaplan_meier(st["duration_min"], st["event"], confidence=confidence)
+            color = PALETTE[i % len(PALETTE)]
+            t = km["time"] / scale
+            med = median_survival(km)["median"]
+            label = (f"{name} (n = {len(st)}, median {med / scale:.3g} {time_unit})" if np.isfinite(med)
+                     else f"{name} (n = {len(st)}, median not reached)")
+            ax.step(t, km["survival"], where="post", color=color, label=label, gid=f"km_{name}")
+            ax.fill_between(t, km["ci_low"], km["ci_high"], step="post", color=color, alpha=0.2, lw=0,
+                            gid=f"km_band_{name}")
+            cens = km[km["n_censored"] > 0]
+            ax.plot(cens["time"] / scale, cens["survival"], "|", color=color, ms=8, mew=1.2, gid=f"km_censored_{name}")
+        ax.set_xlabel(f"Time from first frame ({time_unit})")
+        ax.set_ylabel("MSCs intact (Kaplan-Meier)")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlim(left=0)
+        _style_axes(ax)
+        ax.legend(frameon=False, loc="best")
+    return fig
+
+
+def contact_raster_figure(summary, contacts, *, n_frames: int, frame_interval_min: float):
+    """One row per MSC track: intact period, macrophage contacts, engulfment and loss.
+
+    Parameters
+    ----------
+    summary, contacts : DataFrame
+        `lungtrack.track.track_summary` and `lungtrack.track.contact_events`.
+    n_frames : int
+    frame_interval_min : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Grey bar: frames the MSC is intact; orange: contact (labelled with the
+        macrophage track id); x: engulfment seen; black tick: loss of intactness.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"track_id": [1], "role": ["msc"], "start_frame": [0], "end_frame": [4],
+    ...                   "right_censored": [False]})
+    >>> c = pd.DataFrame({"msc_track_id": [1], "macrophage_track_id": [7], "onset_frame": [2], "duration_min": [20.0],
+    ...                   "engulfment": [True], "engulfment_min": [50.0]})
+    >>> [t.get_text() for t in contact_raster_figure(s, c, n_frames=8, frame_interval_min=10).axes[0].get_yticklabels()]
+    ['MSC 1']
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    m = summary[summary["role"] == "msc"].sort_values("track_id")
+    dt = float(frame_interval_min)
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(figure_size("single")[0], 0.22 * max(len(m), 3) + 0.9), layout="constrained")
+        ax = fig.subplots()
+        for y, r in enumerate(m.itertuples()):
+            ax.broken_barh([(r.start_frame * dt, (r.end_frame - r.start_frame + 1) * dt)], (y - 0.3, 0.6), color="0.82")
+            for c in contacts[contacts["msc_track_id"] == r.track_id].itertuples():
+                ax.broken_barh([(c.onset_frame * dt, c.duration_min)], (y - 0.3, 0.6), color=PALETTE[4])
+                ax.text(c.onset_frame * dt + c.duration_min / 2, y, f"{c.macrophage_track_id}", ha="center",
+                        va="center", fontsize=6)
+                if c.engulfment:
+                    ax.plot(c.engulfment_min, y, "x", color=PALETTE[1], ms=6, mew=1.5)
+            if not r.right_censored:
+                ax.plot((r.end_frame + 1) * dt, y, "|", color="k", ms=9, mew=1.5)
+        ax.set_yticks(range(len(m)), [f"MSC {t}" for t in m["track_id"]])
+        ax.set_xlim(0, n_frames * dt)
+        ax.set_ylim(-0.6, max(len(m), 1) - 0.4)
+        ax.set_xlabel("Time from first frame (min)")
+        _style_axes(ax)
+        handles = [Patch(color="0.82", label="intact"), Patch(color=PALETTE[4], label="contact (macrophage id)"),
+                   Line2D([], [], ls="", marker="x", color=PALETTE[1], label="engulfment"),
+                   Line2D([], [], ls="", marker="|", color="k", ms=9, label="lost")]
+        ax.legend(handles=handles, frameon=False, loc="upper center", bbox_to_anchor=(0.5, 1.0), ncol=4,
+                  fontsize=6, borderaxespad=-1.5)
+    return fig
+
+
+__all__ += ["kaplan_meier_figure", "contact_raster_figure"]

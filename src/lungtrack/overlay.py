@@ -22,7 +22,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 __all__ = ["composite", "outlines", "nice_length_um", "add_scale_bar", "image_panel", "representative_sample",
-           "ROLE_COLORS", "CHANNEL_COLORS"]
+           "choose_inset", "ROLE_COLORS", "CHANNEL_COLORS", "INSET_BOX"]
 
 #: Outline colours per role: colour-blind-safe (Okabe-Ito) and distinct from the channel colours.
 ROLE_COLORS = {"msc": "#F0E442", "macrophage": "#56B4E9", "nuclei": "#FFFFFF", "tissue": "#999999"}
@@ -107,9 +107,13 @@ def add_scale_bar(ax, pixel_size_um: float, length_um: float | None = None, *, c
     by = y_hi - pad - height if "lower" in loc else y_lo + pad
     bar = Rectangle((bx, by), bar_px, height, facecolor=color, edgecolor="none", gid="scale_bar")
     ax.add_patch(bar)
+    from matplotlib import patheffects
+
     label = f"{length_um:g} µm"
+    # A thin dark halo keeps the label readable where it crosses bright cells.
+    halo = [patheffects.withStroke(linewidth=1.5, foreground="black" if color == "white" else "white")]
     ax.text(bx + bar_px / 2, by - 0.6 * height, label, color=color, ha="center", va="bottom", fontsize=fontsize,
-            gid="scale_bar_label")
+            gid="scale_bar_label", path_effects=halo)
     return bar
 
 
@@ -183,15 +187,82 @@ def image_panel(image, pixel_size_um: float, *, channel_names=None, colors=None,
 
         ax.add_patch(Rectangle((ix0 - x0 - 0.5, iy0 - y0 - 0.5), ix1 - ix0, iy1 - iy0, fill=False,
                                edgecolor="white", linewidth=0.8, gid="inset_frame"))
-        iax = ax.inset_axes([0.02, 0.58, 0.4, 0.4])
+        iax = ax.inset_axes(list(INSET_BOX))
         iax.imshow(full[iy0:iy1, ix0:ix1] if not outline_sets else _with_outlines(full, labels, inset),
                    interpolation="nearest", gid="inset")
         iax.set_xticks([])
         iax.set_yticks([])
         for s in iax.spines.values():
             s.set_edgecolor("white")
+        # The zoom has its own bar: its magnification differs from the main image's.
+        add_scale_bar(iax, pixel_size_um, fontsize=6, pad_px=0.06 * (ix1 - ix0))
     add_scale_bar(ax, pixel_size_um, scale_bar_um)
     return fig
+
+
+#: Where `image_panel` draws the zoomed inset, in axes fractions (x0, y0, width, height): upper left.
+INSET_BOX = (0.02, 0.58, 0.4, 0.4)
+
+
+def choose_inset(labels: dict, shape, *, side_px: int | None = None):
+    """A square region around one MSC for `image_panel`'s zoomed inset, or None without MSCs.
+
+    The MSC chosen is, among those whose square stays clear of the inset's own
+    corner (upper left) and of the scale bar (lower right), the one nearest the
+    image centre, preferring MSCs with a macrophage inside the square (the
+    interaction the figure is about). Deterministic: the same labels give the
+    same region.
+
+    Parameters
+    ----------
+    labels : dict
+        Role -> label image ``(Y, X)`` (or ``(Z, Y, X)``, projected); uses ``"msc"``
+        and ``"macrophage"``.
+    shape : (int, int)
+        Image height and width in pixels.
+    side_px : int, optional
+        Side of the square; default a fifth of the smaller image side.
+
+    Returns
+    -------
+    (y0, y1, x0, x1) or None
+
+    Examples
+    --------
+    >>> msc = np.zeros((100, 100), int); msc[60:66, 60:66] = 1; msc[5:9, 5:9] = 2
+    >>> choose_inset({"msc": msc}, (100, 100))  # MSC 2 is in the inset's corner
+    (52, 72, 52, 72)
+    """
+    from scipy import ndimage
+
+    h, w = int(shape[0]), int(shape[1])
+    side = int(side_px or max(8, min(h, w) // 5))
+    msc = labels.get("msc")
+    if msc is None:
+        return None
+    msc = np.asarray(msc)
+    msc = msc.max(axis=0) if msc.ndim == 3 else msc
+    ids = np.unique(msc[msc > 0])
+    if ids.size == 0:
+        return None
+    centres = np.asarray(ndimage.center_of_mass(msc > 0, msc, ids)).reshape(-1, 2)
+    mac = labels.get("macrophage")
+    mac = None if mac is None else (np.asarray(mac).max(axis=0) if np.asarray(mac).ndim == 3 else np.asarray(mac))
+    ix0, iy0, iw, ih = INSET_BOX  # axes fractions, y up: the inset covers image rows [0, (1 - iy0) h]
+    best = None
+    for cy, cx in centres:
+        y0 = int(np.clip(round(cy - side / 2), 0, max(h - side, 0)))
+        x0 = int(np.clip(round(cx - side / 2), 0, max(w - side, 0)))
+        y1, x1 = y0 + side, x0 + side
+        under_inset = x0 < (ix0 + iw) * w + 0.02 * w and y0 < (1 - iy0) * h + 0.02 * h
+        under_bar = x1 > 0.55 * w and y1 > 0.85 * h
+        if under_inset or under_bar:
+            continue
+        has_mac = mac is not None and bool((mac[y0:y1, x0:x1] > 0).any())
+        score = (not has_mac, float(np.hypot(cy - h / 2, cx - w / 2)))
+        if best is None or score < best[0]:
+            best = (score, (y0, y1, x0, x1))
+    return None if best is None else best[1]
 
 
 def _with_outlines(full, labels, region):

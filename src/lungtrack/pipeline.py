@@ -181,7 +181,11 @@ def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> d
                                n_simulations=spc.null_simulations, seed=spc.seed, radii_um=spc.radii_um,
                                contact_tolerance_um=spc.contact_tolerance_um, placement=spc.null_placement)
         for _, r in null.iterrows():
+            # observed (frac_msc_contacting_macrophage is already there, the same value), null mean, envelope, p
+            spatial_row.setdefault(r["statistic"], r["observed"])
             spatial_row[f"{r['statistic']}_null_mean"] = r["null_mean"]
+            spatial_row[f"{r['statistic']}_null_low"] = r["null_low"]
+            spatial_row[f"{r['statistic']}_null_high"] = r["null_high"]
             spatial_row[f"{r['statistic']}_p"] = r["p_value"]
 
     cc = config.coloc
@@ -362,8 +366,7 @@ def write_figures(results: Results, figures_dir: Path) -> list[Path]:
         fig = persistence_figure(results.persistence, results.persistence_fit, animals=animals, log_scale=log_scale,
                                  confidence=confidence)
         save_figure(fig, figures_dir / stem)
-    if len(by) == 1:
-        save_figure(superplot(results.samples, by=by[0]), figures_dir / "superplot")
+    save_figure(superplot(results.samples, by=list(by)), figures_dir / "superplot")
     rec = results.persistence_tables.get("recruitment")
     if rec is not None and len(rec):
         save_figure(recruitment_figure(rec), figures_dir / "recruitment")
@@ -406,8 +409,42 @@ def _distance_envelope(results: Results, labels_dir: Path, cfg: dict):
     return distance_envelope_figure(observed, null) if observed else None
 
 
+def _cross_l(results: Results, labels_dir: Path, cfg: dict):
+    """Cross-type L(r) - r (MSC -> macrophage) with its envelope, for each group's representative earliest image."""
+    import tifffile
+
+    from .figures import cross_l_panels
+    from .overlay import representative_sample
+    from .spatial_stats import cross_k_envelope
+
+    obj, s = results.objects, results.samples
+    msc = obj[(obj["role"] == "msc") & obj.get("intact", pd.Series(True, index=obj.index)).fillna(True).astype(bool)]
+    mac = obj[obj["role"] == "macrophage"]
+    sp_cfg = cfg.get("spatial") or {}
+    n_sim = int(sp_cfg.get("null_simulations") or 0) or 99
+    r_max = max(sp_cfg.get("radii_um") or [50.0])
+    radii = np.linspace(r_max / 25, r_max, 25)
+    spacing = {str(r["sample_id"]): r["spacing_um"] for r in results.run.get("inputs", [])}
+    envelopes = {}
+    for g in dict.fromkeys(s["group"]):
+        t = s.loc[s["group"] == g, "time_h"].min()
+        sid = representative_sample(s, g, t)
+        tissue_file = labels_dir / f"{sid}_tissue.tif"
+        if not tissue_file.exists() or sid not in spacing:
+            continue
+        tissue = tifffile.imread(tissue_file) > 0
+        cols = ["centroid_y_um", "centroid_x_um"] if tissue.ndim == 2 else ["centroid_z_um", "centroid_y_um",
+                                                                            "centroid_x_um"]
+        a = msc.loc[msc["sample_id"].astype(str) == sid, cols].to_numpy(float)
+        b = mac.loc[mac["sample_id"].astype(str) == sid, cols].to_numpy(float)
+        if len(a) and len(b):
+            envelopes[f"{g}, {t:g} h: {sid}"] = cross_k_envelope(a, b, tissue, spacing[sid], radii,
+                                                                 n_simulations=n_sim, seed=int(sp_cfg.get("seed") or 0))
+    return cross_l_panels(envelopes) if envelopes else None
+
+
 def _paper_figures(results: Results, figures_dir: Path) -> None:
-    """MSC states, contact and colocalization dot plots, example images, a cytofluorogram.
+    """MSC states, contact and colocalization dot plots, example images, a cytofluorogram, distances, cross-L.
 
     Each figure is optional: one that cannot be drawn (e.g. no MSC at all) is logged and
     skipped, never costing the run.
@@ -425,19 +462,23 @@ def _paper_figures(results: Results, figures_dir: Path) -> None:
     inputs = {str(r["sample_id"]): r["path"] for r in run.get("inputs", [])}
     labels_dir = Path(run["results_folder"]) / "labels" if run.get("results_folder") else None
     axes = cfg.get("run", {}).get("axes")
+    spacing = {str(r["sample_id"]): r["spacing_um"] for r in run.get("inputs", []) if r.get("spacing_um")}
     jobs = [
         ("msc_states", lambda: state_composition_figure(results.interactions, results.samples)
          if len(results.interactions) and "state" in results.interactions else None),
         ("msc_contact", lambda: coefficient_dotplot(results.samples, "frac_msc_contacting_macrophage")),
         ("efferocytosis", lambda: coefficient_dotplot(results.samples, "frac_macrophage_containing_msc")),
         ("coloc_pearson", lambda: coefficient_dotplot(results.samples, "pearson_r")),
-        ("example_images", lambda: example_images_figure(results.samples, inputs, labels_dir, axes=axes)
+        ("example_images", lambda: example_images_figure(results.samples, inputs, labels_dir, axes=axes,
+                                                         spacing_um=spacing, channels=cfg.get("channels"))
          if labels_dir is not None and inputs else None),
         ("cytofluorogram", lambda: coloc_example_figure(results.samples, inputs, labels_dir, cfg.get("channels", {}),
-                                                        axes=axes) if labels_dir is not None and inputs else None),
+                                                        axes=axes, coloc=results.coloc)
+         if labels_dir is not None and inputs else None),
     ]
     if labels_dir is not None and len(results.objects):
         jobs.append(("msc_macrophage_distances", lambda: _distance_envelope(results, labels_dir, cfg)))
+        jobs.append(("cross_l", lambda: _cross_l(results, labels_dir, cfg)))
     for stem, make in jobs:
         try:
             fig = make()

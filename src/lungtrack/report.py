@@ -31,7 +31,8 @@ th{background:#f4f4f4;cursor:pointer;position:sticky;top:0} th:hover{background:
 .bad{background:#fde8e8;border-left:4px solid #d55e00;padding:.4em .8em;margin:.4em 0}
 .thumbs{display:flex;flex-wrap:wrap;gap:10px} .thumbs figure{margin:0;width:170px;font-size:.75em;text-align:center}
 .thumbs img{width:170px;height:auto;image-rendering:pixelated;border:1px solid #ccc}
-.figs figure{margin:1em 0} .methods{font-size:.9em;line-height:1.45}
+.figs{display:flex;flex-wrap:wrap;gap:1.2em 2em;align-items:flex-start} .figs figure{margin:0;max-width:100%} .figs img{width:100%}
+nav{font-size:.9em;margin:1em 0} nav a{margin-right:1em} .methods{font-size:.9em;line-height:1.45}
 dl.run{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;font-size:.9em} dt{color:#666}
 """
 
@@ -157,7 +158,61 @@ _CAPTIONS = {
     "superplot": "Superplot: each image (section) a small point coloured by its animal, each animal (sections "
                  "pooled) a large point, the bar the mean of the animals.",
     "recruitment": "Macrophage recruitment and engulfment over time: mean ± SEM of the animal values per group.",
+    "msc_states": "Composition of MSC states (intact, near, in contact, fragmented, engulfed) per group and time "
+                  "point: share of the MSCs pooled over the images; numbers above the bars: MSCs.",
+    "msc_contact": "Fraction of MSCs touching a macrophage: images (small points), animals (large points), mean of "
+                   "the animals (bar), by group and time point.",
+    "efferocytosis": "Fraction of macrophages containing MSC label (efferocytosis): images, animals and the mean of "
+                     "the animals, by group and time point.",
+    "coloc_pearson": "Pearson correlation of the MSC and macrophage channels inside the tissue mask: images, animals "
+                     "and the mean of the animals, by group and time point.",
+    "example_images": "Representative images (closest to the group median of MSCs per mm², earliest time point): "
+                      "channel composite, segmentation outlines, scale bars in µm; the framed region is shown "
+                      "magnified in the inset.",
+    "cytofluorogram": "Cytofluorogram of the image with the median Pearson r: 2D histogram of MSC-label vs "
+                      "macrophage-marker intensity in the tissue, orthogonal regression and Costes thresholds.",
+    "msc_macrophage_distances": "Cumulative distribution of the distance from each MSC to the nearest macrophage "
+                                "(centres) per group and time point; band: 95 % envelope with the macrophages "
+                                "placed at random in the tissue mask. A curve left of its band means macrophages "
+                                "nearer than chance.",
+    "cross_l": "Cross-type L function (MSC → macrophage), L(r) − r, of each group's representative image with its "
+               "95 % envelope of random macrophage placement in the tissue and the global deviation test p-value "
+               "(above the band: attraction at that distance).",
 }
+#: Order of the figures in the report (the story: persistence, macrophages, space, colocalization, images);
+#: other PNGs in figures/ follow by name.
+FIGURE_ORDER = ("persistence", "persistence_log", "superplot", "recruitment", "msc_states", "msc_contact",
+                "efferocytosis", "msc_macrophage_distances", "cross_l", "coloc_pearson", "cytofluorogram",
+                "example_images", "survival", "contact_raster")
+#: CSS pixels per inch of figure: a figure is shown a bit larger than its print size (1 in = 96 CSS px).
+_FIG_PX_PER_IN = 115
+
+
+def _png_width_px(data: bytes) -> int:
+    """Width from the PNG header (IHDR), without decoding the image."""
+    return int.from_bytes(data[16:20], "big") if data[:8] == b"\x89PNG\r\n\x1a\n" else 0
+
+
+def _design_items(results) -> list[tuple[str, str]]:
+    """Run-summary lines: groups, time points, animals, objects and half-lives."""
+    s = results.samples
+    out = []
+    if len(s) and {"group", "time_h"} <= set(s.columns):
+        groups = ", ".join(map(str, dict.fromkeys(s["group"])))
+        times = ", ".join(f"{t:g}" for t in sorted(s["time_h"].dropna().unique()))
+        animals = s["animal"].nunique() if "animal" in s else "?"
+        out.append(("design", f"groups {groups}; time points {times} h; {animals} animals"))
+    if len(s) and {"n_msc", "n_macrophage"} <= set(s.columns):
+        out.append(("objects", f"{int(s['n_msc'].sum())} MSCs, {int(s['n_macrophage'].sum())} macrophages"))
+    fit = results.persistence_fit
+    if len(fit) and {"group", "model", "half_life_h"} <= set(fit.columns):
+        rows = fit[fit["model"] == "exponential"]
+        conf = ((results.run or {}).get("config") or {}).get("persistence", {}).get("confidence", 0.95)
+        out.append(("MSC half-life", "; ".join(
+            f"{r.group}: {r.half_life_h:.3g} h [{getattr(r, 'ci_low_h', np.nan):.3g}, "
+            f"{getattr(r, 'ci_high_h', np.nan):.3g}]" for r in rows.itertuples())
+            + f" (one-phase fit, {round(100 * conf)} % CI)"))
+    return out
 
 
 def write_report(results, path, *, labels_dir=None, thumbnails: bool = True) -> Path:
@@ -184,34 +239,50 @@ def write_report(results, path, *, labels_dir=None, thumbnails: bool = True) -> 
     items = [("lungtrack", run.get("lungtrack_version", "")), ("experiment", run.get("experiment", "")),
              ("images", f"{len(results.samples)} analysed" + (f", {len(fails)} failed" if len(fails) else "")
               + (f", {run.get('n_reused')} reused from an earlier run" if run.get("n_reused") else "")),
-             ("started", run.get("started", "")), ("scheduler", run.get("scheduler", "")),
+             *_design_items(results),
+             ("started", run.get("started", "")),
+             ("finished", run.get("finished", "") + (f" ({run['elapsed_s']:.0f} s)" if run.get("elapsed_s") else "")),
+             ("scheduler", run.get("scheduler", "")),
              ("config hash", str(run.get("config_hash", ""))[:16]),
              ("provenance", "config, versions, input and output checksums in run.json; check with "
                             "<code>lungtrack verify</code>")]
     parts.append("<dl class='run'>" + "".join(
         f"<dt>{html.escape(k)}</dt><dd>{v if k == 'provenance' else html.escape(str(v))}</dd>" for k, v in items)
         + "</dl>")
+    parts.append("<nav>" + " ".join(f"<a href='#{a}'>{t}</a>" for a, t in (
+        ("warnings", "Warnings"), ("figures", "Figures"), ("persistence", "Persistence"), ("per-image", "Per image"),
+        ("coloc", "Colocalization"), ("relations", "MSC–macrophage"), ("objects", "Objects"), ("qc", "QC images"),
+        ("methods", "Methods"), ("files", "Files"))) + "</nav>")
 
     # Warnings
     warns = collect_warnings(results)
-    parts.append("<h2>Warnings</h2>")
+    parts.append("<h2 id='warnings'>Warnings</h2>")
     parts += [f"<div class='{lvl}'>{html.escape(t)}</div>" for lvl, t in warns] or ["<p class='note'>None.</p>"]
     if len(fails):
         parts += ["<h3>Failed images</h3>", _table(fails)]
 
     # Figures: every PNG lungtrack wrote, in name order, persistence first
-    figs = sorted((folder / "figures").glob("*.png"), key=lambda p: (p.stem != "persistence", p.stem))
+    figs = sorted((folder / "figures").glob("*.png"),
+                  key=lambda p: (FIGURE_ORDER.index(p.stem) if p.stem in FIGURE_ORDER else len(FIGURE_ORDER), p.stem))
     if figs:
-        parts.append("<h2>Figures</h2><div class='figs'>")
+        parts.append("<h2 id='figures'>Figures</h2><div class='figs'>")
+        from .figures import PNG_DPI
+
         for png in figs:
             cap = _CAPTIONS.get(png.stem, png.stem.replace("_", " "))
-            parts.append(f"<figure><img alt='{html.escape(png.stem)}' src='{_png_b64(png.read_bytes())}'>"
-                         f"<figcaption class='note'>{html.escape(cap)} (figures/{html.escape(png.stem)}"
+            data = png.read_bytes()
+            # Shown at about print size (the PNG is PNG_DPI), not at its 300-dpi pixel size.
+            width = round(_png_width_px(data) / PNG_DPI * _FIG_PX_PER_IN)
+            style = f" style='width:{width}px'" if width else ""
+            parts.append(f"<figure id='fig-{html.escape(png.stem)}'{style}><img alt='"
+                         f"{html.escape(png.stem)}' src='{_png_b64(data)}'><figcaption class='note'><b>"
+                         f"{html.escape(png.stem)}</b>: {html.escape(cap)} (figures/{html.escape(png.stem)}"
                          ".png, .svg, .pdf)</figcaption></figure>")
         parts.append("</div>")
 
     # Tables
-    parts += ["<h2>MSC persistence</h2>", "<h3>Half-life per group and model</h3>", _table(results.persistence_fit),
+    parts += ["<h2 id='persistence'>MSC persistence</h2>", "<h3>Half-life per group and model</h3>",
+              _table(results.persistence_fit),
               "<p class='note'>Animals are the experimental unit. Half-life CI: t interval on the animal level "
               "(one-phase: quasi-likelihood weights, Poisson + animal variance); 'selected' marks the model with "
               "the smaller AICc (one- vs two-phase). Fraction remaining is relative to the group's earliest time "
@@ -220,27 +291,37 @@ def write_report(results, path, *, labels_dir=None, thumbnails: bool = True) -> 
     _ptables = getattr(results, "persistence_tables", None) or {}
     for _name, _title, _note in (
             ("persistence_compare", "Half-lives compared between groups",
-             "Difference a - b with a bootstrap CI (animals resampled within time points) and p-value."),
+             "Difference a - b with its CI combined from each group's half-life t-interval (MOVER, Zou & Donner "
+             "2008) and the matching p-value (persistence_compare.csv, method column)."),
             ("persistence_tests", "Groups compared at each time point",
              "Rank tests on animal values (Mann-Whitney for 2 groups, Kruskal-Wallis for more); p_adjusted "
              "corrected over the time points of each measure as stated in the correction column."),
-            ("recruitment", "Macrophage recruitment and engulfment over time", "Mean, SEM and t CI over animals.")):
+            ("recruitment", "Macrophage recruitment and engulfment over time", "Mean, SEM and t CI over animals."),
+            ("persistence_residuals", "Residuals of the decay fits per animal",
+             "Observed and fitted density per animal; Pearson residuals far from ±2 flag animals that the model "
+             "does not describe.")):
         _t = _ptables.get(_name)
         if _t is not None and len(_t):
             parts += [f"<h3>{_title}</h3>", _table(_t), f"<p class='note'>{_note}</p>"]
     parts += [
-              "<h2>Per image</h2>", _table(results.samples)]
+              "<h2 id='per-image'>Per image</h2>", _table(results.samples)]
     co = getattr(results, "coloc", None)
     if co is not None and len(co):
-        parts += ["<h2>Colocalization</h2><p class='note'>MSC channel = a, macrophage channel = b; scope image, "
+        parts += ["<h2 id='coloc'>Colocalization</h2><p class='note'>MSC channel = a, macrophage channel = b; "
+                  "scope image, "
                   "tissue, or one MSC (roi = its label).</p>", _table(co, max_rows=300)]
     if len(results.interactions):
-        parts += ["<h2>MSC–macrophage relations (per MSC)</h2>", _table(results.interactions, max_rows=300)]
+        parts += ["<h2 id='relations'>MSC–macrophage relations (per MSC)</h2>",
+                  _table(results.interactions, max_rows=300)]
+    if len(results.objects):
+        parts += ["<h2 id='objects'>Objects</h2><p class='note'>Every segmented object with its measurements "
+                  "(objects.parquet / objects.csv).</p>", _table(results.objects, max_rows=300)]
 
     # QC thumbnails
     inputs = run.get("inputs", [])
     if thumbnails and inputs:
-        parts.append("<h2>Quality control: every image with its segmentation</h2><p class='note'>Outlines: MSCs "
+        parts.append("<h2 id='qc'>Quality control: every image with its segmentation</h2><p class='note'>"
+                     "Outlines: MSCs "
                      "yellow, macrophages light blue; one display range per channel for all images. Look for "
                      "missed or merged cells and failed tissue masks.</p><div class='thumbs'>")
         done = set(results.samples["sample_id"].astype(str))
@@ -275,10 +356,10 @@ def write_report(results, path, *, labels_dir=None, thumbnails: bool = True) -> 
     # Methods
     if run.get("config"):
         paras = methods_paragraph(run).split("\n\n")
-        parts.append("<h2>Methods (generated from this run)</h2><div class='methods'>"
+        parts.append("<h2 id='methods'>Methods (generated from this run)</h2><div class='methods'>"
                      + "".join(f"<p>{html.escape(p)}</p>" for p in paras) + "</div>")
 
-    parts.append("<h2>Files</h2><ul>")
+    parts.append("<h2 id='files'>Files</h2><ul>")
     for name in ["samples.csv", "objects.parquet", "objects.csv", "interactions.csv", "coloc.csv", "persistence.csv",
                  "persistence_fit.csv", "persistence_compare.csv", "persistence_tests.csv",
                  "persistence_residuals.csv", "recruitment.csv", "failures.csv", "labels/", "figures/", "run.json"]:
