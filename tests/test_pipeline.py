@@ -32,7 +32,12 @@ def test_demo_writes_every_result_file_and_prints_half_lives(demo_run):
     inter = pd.read_csv(out / "interactions.csv")
     assert {"sample_id", "msc_label", "nearest_macrophage_um", "n_macrophage_within_25um", "contact",
             "engulfed_fraction"} <= set(inter.columns)
-    assert len(inter) == samples.n_msc.sum()
+    # one row per MSC object: the intact ones n_msc counts, and the dying (fragmented) ones
+    assert inter["intact"].sum() == samples.n_msc.sum()
+    msc_objects = objects[objects.role == "msc"]
+    assert len(inter) == len(msc_objects) and (~inter["intact"]).sum() == (~msc_objects["intact"].astype(bool)).sum()
+    assert set(inter.loc[~inter["intact"], "state"]) <= {"fragmented", "engulfed"}
+    assert (inter.loc[~inter["intact"], "state"] == "fragmented").sum() > 0
     pers = pd.read_csv(out / "persistence.csv")
     assert list(pers.columns) == ["group", "time_h", "n_animals", "msc_per_mm2_mean", "msc_per_mm2_sem",
                                   "fraction_remaining", "ci_low", "ci_high"]

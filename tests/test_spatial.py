@@ -326,3 +326,28 @@ def test_within_distance_in_slabs_equals_the_whole_image_edt():
             np.testing.assert_array_equal(within_distance(mask, (1.0,) * (3 - len(shape)) + sp, r,
                                                           max_voxels=max_voxels), whole)
     assert not within_distance(np.zeros((20, 30), bool), (1, 1, 1), 5.0).any()
+
+
+def test_dying_msc_rows_are_fragmented_or_engulfed_and_summary_keeps_intact_denominators():
+    """Intact MSC 1; dying MSC 2 (3 puncta in the open); dying MSC 3 (3 puncta inside a macrophage)."""
+    msc = np.zeros((80, 120), np.int32)
+    msc[10:30, 10:30] = 1
+    frag = np.zeros_like(msc)
+    for y, x in ((50, 10), (55, 20), (62, 14)):
+        frag[y:y + 3, x:x + 3] = 2
+    mac = np.zeros_like(msc)
+    mac[40:75, 80:115] = 1           # macrophage holding MSC 3's debris
+    mac[10:30, 31:45] = 2            # macrophage touching MSC 1 (1 px gap)
+    for y, x in ((50, 90), (55, 100), (62, 95)):
+        frag[y:y + 3, x:x + 3] = 3
+    t = msc_macrophage_relations(msc, mac, (1.0, 1.0, 1.0), msc_fragmented=frag, radii_um=(25,))
+    assert t["msc_label"].tolist() == [1, 2, 3]
+    assert t["intact"].tolist() == [True, False, False]
+    assert t["state"].tolist() == ["contact", "fragmented", "engulfed"]
+    assert t["n_pieces"].tolist() == [1, 3, 3] and t["engulfed_fraction"].tolist() == [0.0, 0.0, 1.0]
+    s = spatial_summary(t, msc, mac, (1.0, 1.0, 1.0))
+    assert s["frac_msc_contacting_macrophage"] == 1.0  # over the one intact MSC
+    assert s["median_msc_to_macrophage_surface_um"] == pytest.approx(1.0)
+    assert (s["frac_msc_contact"], s["frac_msc_fragmented"], s["frac_msc_engulfed"]) == pytest.approx((1 / 3,) * 3)
+    with pytest.raises(ValueError, match="differ from the intact"):
+        msc_macrophage_relations(msc, mac, (1.0, 1.0, 1.0), msc_fragmented=msc)

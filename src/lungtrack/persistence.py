@@ -1035,7 +1035,8 @@ def msc_neighbourhood(interactions):
         ``engulfed_fraction``: the fraction of MSC label inside macrophages),
         ``frac_msc_engulfed`` (MSCs with ``engulfed_fraction >= 0.5``) and
         ``macrophage_near_msc_<r>um`` (mean ``n_macrophage_within_<r>um``) for
-        each radius present. Images without MSCs have no row.
+        each radius present, over the intact MSCs when an ``intact`` column is
+        present. Images without MSCs have no row.
 
     Examples
     --------
@@ -1045,6 +1046,8 @@ def msc_neighbourhood(interactions):
     [['s1', 0.4, 0.5, 2.0]]
     """
     _check_columns(interactions, ["sample_id"], "interactions")
+    if "intact" in interactions.columns:  # per intact MSC, the cells n_msc counts
+        interactions = interactions[interactions["intact"].astype(bool)]
     near = [c for c in interactions.columns if c.startswith("n_macrophage_within_")]
     agg = {}
     if "engulfed_fraction" in interactions.columns:

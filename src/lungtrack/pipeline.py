@@ -163,18 +163,19 @@ def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> d
         columns=object_columns(2 if not three_d else 3, img.channel_names))
 
     spc = config.spatial
-    # interactions.csv has one row per intact MSC (n_msc); fragmented MSCs are not added here.
+    # interactions.csv: one row per MSC object, intact (n_msc of them) and dying (intact False,
+    # state fragmented or engulfed), as the MSC rows of the objects table.
     msc_all = seg["msc"]
     inter = msc_macrophage_relations(msc_all, seg["macrophage"], spacing, msc_signal=seg["msc_signal"],
                                      radii_um=spc.radii_um, contact_tolerance_um=spc.contact_tolerance_um,
                                      near_um=spc.near_um, engulfed_min_fraction=spc.engulfed_min_fraction,
                                      fragmented_min_pieces=spc.fragmented_min_pieces,
                                      fragmented_max_diameter_um=spc.fragmented_max_diameter_um,
-                                     sample_id=sample.sample_id)
+                                     msc_fragmented=seg.get("msc_fragmented"), sample_id=sample.sample_id)
     containing = macrophages_containing(seg["macrophage"], seg["msc_positive"], spacing, spc.engulfed_min_area_um2)
     spatial_row = spatial_summary(inter, msc_all, seg["macrophage"], spacing, tissue=tissue,
                                   containing=containing, density_radius_um=spc.density_radius_um)
-    if spc.null_simulations > 0 and len(inter) and int(seg["macrophage"].max()) > 0 and tissue.any():
+    if spc.null_simulations > 0 and int(msc_all.max()) > 0 and int(seg["macrophage"].max()) > 0 and tissue.any():
         from .spatial_stats import null_model_test
 
         null = null_model_test(msc_all, seg["macrophage"], spacing, tissue=tissue,

@@ -30,7 +30,7 @@ STATES = ("intact", "near", "contact", "fragmented", "engulfed")
 def interaction_columns(radii_um, ndim: int = 2) -> list[str]:
     """The ``interactions.csv`` columns (contact length in 2D, contact area in 3D)."""
     contact_size = "contact_length_um" if ndim == 2 else "contact_area_um2"
-    return (["sample_id", "msc_label", "nearest_macrophage_label", "nearest_macrophage_um",
+    return (["sample_id", "msc_label", "intact", "nearest_macrophage_label", "nearest_macrophage_um",
              "nearest_macrophage_surface_um"] + [f"n_macrophage_within_{r:g}um" for r in radii_um]
             + ["contact", contact_size, "n_macrophage_contacting", "engulfed_fraction", "equivalent_diameter_um",
                "n_pieces", "state"])
@@ -43,7 +43,7 @@ def _empty_interactions(cols) -> pd.DataFrame:
     def dtype(c):
         if c in ("sample_id", "state"):
             return object
-        if c == "contact":
+        if c in ("contact", "intact"):
             return bool
         if c == "nearest_macrophage_label":
             return "Int64"
@@ -293,7 +293,8 @@ def msc_states(table: pd.DataFrame, *, near_um: float = 10.0, engulfed_min_fract
     Rules, first match wins:
 
     1. ``engulfed``: ``engulfed_fraction >= engulfed_min_fraction`` (most of its label inside macrophages);
-    2. ``fragmented``: the label is split into ``>= fragmented_min_pieces`` pieces, or its
+    2. ``fragmented``: a dying MSC found as a group of puncta (``intact`` column False, when
+       present), or the label is split into ``>= fragmented_min_pieces`` pieces, or its
        equivalent diameter is below ``fragmented_max_diameter_um`` (an intact MSC is 15-30 um);
     3. ``contact``: its surface is within the contact tolerance of a macrophage;
     4. ``near``: nearest macrophage surface within ``near_um``;
@@ -310,6 +311,8 @@ def msc_states(table: pd.DataFrame, *, near_um: float = 10.0, engulfed_min_fract
     ef = table["engulfed_fraction"].to_numpy(float)
     frag = (table["n_pieces"].to_numpy() >= fragmented_min_pieces) | (
         table["equivalent_diameter_um"].to_numpy(float) < fragmented_max_diameter_um)
+    if "intact" in table:
+        frag = frag | ~table["intact"].to_numpy(bool)
     state = np.select(
         [np.nan_to_num(ef, nan=0.0) >= engulfed_min_fraction, frag, table["contact"].to_numpy(bool),
          table["nearest_macrophage_surface_um"].to_numpy(float) <= near_um],
@@ -331,7 +334,8 @@ def msc_macrophage_relations(msc_labels: np.ndarray, macrophage_labels: np.ndarr
                              msc_signal: np.ndarray | None = None, radii_um=(25.0, 50.0),
                              contact_tolerance_um: float = 2.0, near_um: float = 10.0,
                              engulfed_min_fraction: float = 0.5, fragmented_min_pieces: int = 3,
-                             fragmented_max_diameter_um: float = 8.0, sample_id: str | None = None) -> pd.DataFrame:
+                             fragmented_max_diameter_um: float = 8.0, msc_fragmented: np.ndarray | None = None,
+                             sample_id: str | None = None) -> pd.DataFrame:
     """One row per MSC: nearest macrophage, neighbours within r, contact, engulfment, state.
 
     Parameters
@@ -349,11 +353,15 @@ def msc_macrophage_relations(msc_labels: np.ndarray, macrophage_labels: np.ndarr
         Contact when the surface gap is at most this.
     near_um, engulfed_min_fraction, fragmented_min_pieces, fragmented_max_diameter_um
         State rules, see `msc_states`.
+    msc_fragmented : ndarray of int, optional
+        Dying MSCs found as groups of puncta (``segment_image(...)["msc_fragmented"]``:
+        each punctum carries its cell's label, numbered after the intact MSCs). They get
+        rows too, with ``intact`` False and state ``fragmented`` (or ``engulfed``).
 
     Returns
     -------
     DataFrame
-        ``sample_id, msc_label, nearest_macrophage_label, nearest_macrophage_um``
+        ``sample_id, msc_label, intact, nearest_macrophage_label, nearest_macrophage_um``
         (centroid to centroid, KD-tree), ``nearest_macrophage_surface_um`` (surface gap,
         see `surface_distance_um`), ``n_macrophage_within_<r>um``..., ``contact``
         (bool), ``contact_length_um`` (2D) or ``contact_area_um2`` (3D): the MSC
@@ -364,6 +372,15 @@ def msc_macrophage_relations(msc_labels: np.ndarray, macrophage_labels: np.ndarr
         empty table with every column.
     """
     msc_labels = _check_labels("msc_labels", msc_labels)
+    dying = np.zeros(0, np.int64)
+    if msc_fragmented is not None:
+        msc_fragmented = _check_labels("msc_fragmented", msc_fragmented, msc_labels.shape)
+        dying = np.unique(msc_fragmented[msc_fragmented > 0]).astype(np.int64)
+        if dying.size:
+            if np.isin(dying, np.unique(msc_labels)).any():
+                raise ValueError("msc_fragmented labels must differ from the intact MSC labels "
+                                 "(segment_image numbers them after the intact MSCs)")
+            msc_labels = np.where(msc_labels > 0, msc_labels, msc_fragmented)
     macrophage_labels = _check_labels("macrophage_labels", macrophage_labels, msc_labels.shape)
     if macrophage_labels.dtype == bool:
         macrophage_labels = macrophage_labels.astype(np.int32)
@@ -380,7 +397,7 @@ def msc_macrophage_relations(msc_labels: np.ndarray, macrophage_labels: np.ndarr
     n = msc_ids.size
     mac_fg = _Foreground(macrophage_labels)
     mac_ids, mac_c, _ = object_centroids_um(macrophage_labels, sp, _fg=mac_fg)
-    out = {"sample_id": [sample_id] * n, "msc_label": msc_ids.astype(np.int64)}
+    out = {"sample_id": [sample_id] * n, "msc_label": msc_ids.astype(np.int64), "intact": ~np.isin(msc_ids, dying)}
     if mac_ids.size:
         tree = cKDTree(mac_c)
         d, j = tree.query(msc_c, k=1)
@@ -558,7 +575,9 @@ def spatial_summary(interactions: pd.DataFrame, msc_labels: np.ndarray, macropha
         ``frac_msc_<state>`` for every state, ``macrophage_per_mm2_near_msc``,
         ``macrophage_per_mm2_far_msc`` (macrophage centroids per mm2 of tissue; for
         z-stacks per mm2 of projected tissue, as ``macrophage_per_mm2``) and their
-        ratio ``macrophage_near_far_ratio``. NaN where undefined.
+        ratio ``macrophage_near_far_ratio``. NaN where undefined. With an ``intact``
+        column, contact and distance figures are over the intact MSCs (those ``n_msc``
+        counts) and the state shares over every MSC row, dying (fragmented) ones included.
 
     Examples
     --------
@@ -571,6 +590,10 @@ def spatial_summary(interactions: pd.DataFrame, msc_labels: np.ndarray, macropha
     """
     msc_labels = np.asarray(msc_labels)
     sp = check_spacing(spacing_um, msc_labels.ndim)
+    states = interactions["state"]
+    n_all = len(interactions)
+    if "intact" in interactions:  # contact and distances are over intact MSCs (n_msc), states over all
+        interactions = interactions[interactions["intact"].astype(bool)]
     n = len(interactions)
     out = {
         "frac_msc_contacting_macrophage": float(interactions["contact"].mean()) if n else np.nan,
@@ -581,7 +604,7 @@ def spatial_summary(interactions: pd.DataFrame, msc_labels: np.ndarray, macropha
                                                 if n else np.nan),
     }
     for s in STATES:
-        out[f"frac_msc_{s}"] = float((interactions["state"] == s).mean()) if n else np.nan
+        out[f"frac_msc_{s}"] = float((states == s).mean()) if n_all else np.nan
     tissue = np.ones(msc_labels.shape, bool) if tissue is None else np.asarray(tissue, bool)
     near_pm, far_pm = np.nan, np.nan
     _, mac_c, _ = object_centroids_um(macrophage_labels, sp)
