@@ -93,7 +93,7 @@ def plain_curve_fit_half_life(samples, group):
     Variance of an animal density mu / area + alpha mu^2, alpha by moments (as documented in fit_decay).
     """
     animals = persistence._pool(samples[samples["group"] == group], "msc_per_mm2", ("group",))
-    t, y, area = (animals[c].to_numpy(float) for c in ("time_h", "msc_per_mm2", "tissue_area_mm2"))
+    t, y, area = (animals[c].to_numpy(float) for c in ("time_h", "msc_per_mm2", "tissue_size"))
     t0 = t.min()
 
     def model(x, a, k):

@@ -67,8 +67,10 @@ TEST_COLUMNS = ("measure", "time_h", "groups", "n_animals", "test", "statistic",
 RECRUITMENT_COLUMNS = ("measure", "group", "time_h", "n_animals", "mean", "sem", "ci_low", "ci_high")
 
 _LN2 = math.log(2.0)
-#: Density columns recomputed from pooled counts and areas: value -> count column.
-_COUNTS = {"msc_per_mm2": "n_msc", "macrophage_per_mm2": "n_macrophage"}
+#: Density columns recomputed from pooled counts and tissue sizes: value -> (count column, size column).
+#: Per mm3 (z-stacks) pools over the summed tissue volume as per mm2 pools over the summed area.
+_COUNTS = {"msc_per_mm2": ("n_msc", "tissue_area_mm2"), "macrophage_per_mm2": ("n_macrophage", "tissue_area_mm2"),
+           "msc_per_mm3": ("n_msc", "tissue_volume_mm3"), "macrophage_per_mm3": ("n_macrophage", "tissue_volume_mm3")}
 #: Fractions pooled over sections weighted by the number of objects they are a fraction of.
 _WEIGHTS = {"frac_msc_contacting_macrophage": "n_msc", "frac_macrophage_containing_msc": "n_macrophage",
             "engulfment_index": "n_msc", "frac_msc_engulfed": "n_msc"}
@@ -124,13 +126,14 @@ def _t_quantile(confidence, df):
 
 # --------------------------------------------------------------------------- animals
 def _pool(samples, value, by):
-    """Per-animal values with the keys, ``n_sections`` and the pooled ``tissue_area_mm2`` (NaN if not pooled)."""
+    """Per-animal values with the keys, ``n_sections`` and the pooled ``tissue_size`` (area in mm2 or volume
+    in mm3, the exposure of the counts; NaN if not pooled)."""
     keys = list(dict.fromkeys(by + ("time_h", "animal")))
-    count = _COUNTS.get(value)
-    use_counts = count is not None and {count, "tissue_area_mm2"} <= set(samples.columns)
+    count, size = _COUNTS.get(value, (None, None))
+    use_counts = count is not None and {count, size} <= set(samples.columns)
     weight = _WEIGHTS.get(value)
     use_weight = (not use_counts) and weight is not None and weight in samples.columns and value in samples.columns
-    needed = keys + ([count, "tissue_area_mm2"] if use_counts else [value] + ([weight] if use_weight else []))
+    needed = keys + ([count, size] if use_counts else [value] + ([weight] if use_weight else []))
     _check_columns(samples, needed)
     df = samples.loc[:, needed].copy()
     n_na_keys = int(df[keys].isna().any(axis=1).sum())
@@ -139,13 +142,13 @@ def _pool(samples, value, by):
         df = df.dropna(subset=keys)
     if use_counts:
         n = pd.to_numeric(df[count], errors="coerce").astype(float)
-        area = pd.to_numeric(df["tissue_area_mm2"], errors="coerce").astype(float)
+        area = pd.to_numeric(df[size], errors="coerce").astype(float)  # NaN volume for a 2D image: left out
         ok = np.isfinite(n) & np.isfinite(area)
         df = df.assign(_n=n.where(ok), _a=area.where(ok), _ok=ok)
         out = df.groupby(keys, sort=True).agg(_n=("_n", "sum"), _a=("_a", "sum"), n_sections=("_ok", "sum"))
         with np.errstate(divide="ignore", invalid="ignore"):
             out[value] = np.where(out["_a"] > 0, out["_n"] / out["_a"], np.nan)
-        out["tissue_area_mm2"] = out["_a"].where(out["_a"] > 0)
+        out["tissue_size"] = out["_a"].where(out["_a"] > 0)
     else:
         v = pd.to_numeric(df[value], errors="coerce").astype(float)
         ok = np.isfinite(v)
@@ -160,11 +163,11 @@ def _pool(samples, value, by):
         else:
             df = df.assign(_v=v.where(ok))
             out = df.groupby(keys, sort=True).agg(**{value: ("_v", "mean"), "n_sections": ("_v", "count")})
-        out["tissue_area_mm2"] = np.nan
-    out = out.reset_index()[keys + [value, "n_sections", "tissue_area_mm2"]]
+        out["tissue_size"] = np.nan
+    out = out.reset_index()[keys + [value, "n_sections", "tissue_size"]]
     out["n_sections"] = out["n_sections"].astype(int)
     out[value] = out[value].astype(float)
-    out["tissue_area_mm2"] = out["tissue_area_mm2"].astype(float)
+    out["tissue_size"] = out["tissue_size"].astype(float)
     return out
 
 
@@ -176,10 +179,14 @@ def animal_table(samples, *, value="msc_per_mm2", by=("group",)):
     samples : pandas.DataFrame
         Per-image table with columns ``animal``, ``time_h``, the columns in `by`
         and `value`; for densities also the count (``n_msc``, ``n_macrophage``)
-        and ``tissue_area_mm2``. Other columns are ignored.
+        and ``tissue_area_mm2`` (``tissue_volume_mm3`` for per-mm3 densities).
+        Other columns are ignored.
     value : str, optional
         Column to pool. ``"msc_per_mm2"`` and ``"macrophage_per_mm2"`` are
-        recomputed from pooled counts and areas when those columns are present;
+        recomputed from pooled counts and areas when those columns are present,
+        ``"msc_per_mm3"`` and ``"macrophage_per_mm3"`` (z-stacks) from pooled
+        counts and tissue volumes (images without a volume, 2D sections, are
+        left out of a per-mm3 value);
         fractions of objects (``frac_msc_contacting_macrophage``,
         ``frac_macrophage_containing_msc``, ``engulfment_index``) are averaged
         weighted by the number of objects (``n_msc`` / ``n_macrophage``);
@@ -199,7 +206,8 @@ def animal_table(samples, *, value="msc_per_mm2", by=("group",)):
     -----
     Density of animal *a* with sections *s*:
     ``msc_per_mm2_a = sum_s n_msc_s / sum_s tissue_area_mm2_s``, i.e. sections
-    are weighted by their area, not averaged as ratios.
+    are weighted by their area, not averaged as ratios; per mm3 likewise with
+    ``tissue_volume_mm3``.
 
     Examples
     --------
@@ -210,7 +218,7 @@ def animal_table(samples, *, value="msc_per_mm2", by=("group",)):
       group  time_h animal  msc_per_mm2  n_sections
     0    BM     2.0     m1         50.0           2
     """
-    return _pool(samples, value, _by(by)).drop(columns="tissue_area_mm2")
+    return _pool(samples, value, _by(by)).drop(columns="tissue_size")
 
 
 def _labelled(samples, value, by):
@@ -232,7 +240,7 @@ def _series(animals, value):
         for t, tdf in gdf.groupby("time_h", sort=True):
             times.append(float(t))
             vals.append(tdf[value].to_numpy(dtype=float))
-            areas.append(tdf["tissue_area_mm2"].to_numpy(dtype=float))
+            areas.append(tdf["tissue_size"].to_numpy(dtype=float))
         yield group, np.asarray(times), vals, areas
 
 
@@ -246,6 +254,7 @@ def time_course(samples, *, value="msc_per_mm2", by=("group",), confidence=0.95)
         Per-image table; see `animal_table` for how sections are pooled.
     value : str, optional
         Column to summarise (``msc_per_mm2``, ``macrophage_per_mm2``,
+        ``msc_per_mm3`` / ``macrophage_per_mm3`` for z-stacks,
         ``frac_msc_contacting_macrophage``...).
     by : str or tuple of str, optional
         Grouping columns; several are joined into the ``group`` label
@@ -316,7 +325,8 @@ def fieller_ratio_ci(mean_a, sem_a, n_a, mean_b, sem_b, n_b, confidence=0.95):
     return (rho - half) / (1 - g), (rho + half) / (1 - g)
 
 
-def persistence_table(samples, *, by=("group",), bootstrap=500, confidence=0.95, seed=0, interval="fieller"):
+def persistence_table(samples, *, value="msc_per_mm2", by=("group",), bootstrap=500, confidence=0.95, seed=0,
+                      interval="fieller"):
     """MSC density per group and time point over animals, and fraction remaining with CI.
 
     Parameters
@@ -324,6 +334,11 @@ def persistence_table(samples, *, by=("group",), bootstrap=500, confidence=0.95,
     samples : pandas.DataFrame
         Per-image table with ``animal, time_h, n_msc, tissue_area_mm2`` (or
         ``msc_per_mm2``) and the `by` columns; see `animal_table`.
+    value : str, optional
+        Density to summarise: ``"msc_per_mm2"`` (``persistence.csv``) or
+        ``"msc_per_mm3"`` for z-stacks (``persistence_mm3.csv``: pooled from
+        ``n_msc`` and ``tissue_volume_mm3``); the ``_mean``/``_sem`` columns
+        carry its name.
     by : str or tuple of str, optional
         Grouping factor(s): any manifest column(s); see `time_course`.
     bootstrap : int, optional
@@ -346,8 +361,9 @@ def persistence_table(samples, *, by=("group",), bootstrap=500, confidence=0.95,
         columns other than ``group``:
 
         - ``n_animals``: animals with a finite density
-        - ``msc_per_mm2_mean``, ``msc_per_mm2_sem``: mean of the animal
-          densities and its standard error (NaN for one animal)
+        - ``msc_per_mm2_mean``, ``msc_per_mm2_sem`` (``<value>_mean``,
+          ``<value>_sem``): mean of the animal densities and its standard
+          error (NaN for one animal)
         - ``fraction_remaining``: mean / mean at the group's earliest time point
           (NaN if that mean is 0)
         - ``ci_low``, ``ci_high``: CI of ``fraction_remaining``; ``[1, 1]`` at
@@ -377,10 +393,10 @@ def persistence_table(samples, *, by=("group",), bootstrap=500, confidence=0.95,
     _check_bootstrap(bootstrap, confidence)
     if interval not in ("fieller", "bootstrap"):
         raise ValueError(f"interval must be 'fieller' or 'bootstrap', got {interval!r}")
-    animals, extra = _labelled(samples, "msc_per_mm2", by)
+    animals, extra = _labelled(samples, value, by)
     factors = animals.groupby("group")[extra].first() if extra else None
     rows = []
-    for group, times, vals, _ in _series(animals, "msc_per_mm2"):
+    for group, times, vals, _ in _series(animals, value):
         if len(times) == 0:
             continue
         means = np.array([v.mean() for v in vals])
@@ -404,8 +420,9 @@ def persistence_table(samples, *, by=("group",), bootstrap=500, confidence=0.95,
         for i, t in enumerate(times):
             row = [group, t, len(vals[i]), means[i], sems[i], frac[i], ci[i][0], ci[i][1]]
             rows.append(row + ([factors.loc[group, c] for c in extra] if extra else []))
-    out = pd.DataFrame(rows, columns=list(PERSISTENCE_COLUMNS) + extra)
-    out = out.astype({"time_h": float, "n_animals": int, "msc_per_mm2_mean": float, "msc_per_mm2_sem": float,
+    cols = [c.replace("msc_per_mm2", value) for c in PERSISTENCE_COLUMNS]
+    out = pd.DataFrame(rows, columns=cols + extra)
+    out = out.astype({"time_h": float, "n_animals": int, f"{value}_mean": float, f"{value}_sem": float,
                       "fraction_remaining": float, "ci_low": float, "ci_high": float})
     return out.sort_values(["group", "time_h"], kind="stable").reset_index(drop=True)
 
@@ -551,7 +568,7 @@ def _group_arrays(gdf, value):
     gdf = gdf[np.isfinite(gdf[value].to_numpy(dtype=float))].sort_values(["time_h", "animal"])
     t = gdf["time_h"].to_numpy(dtype=float)
     y = gdf[value].to_numpy(dtype=float)
-    area = gdf["tissue_area_mm2"].to_numpy(dtype=float)
+    area = gdf["tissue_size"].to_numpy(dtype=float)
     area = area if (area.size and np.all(np.isfinite(area) & (area > 0))) else None
     return t, y, area, gdf["animal"].to_numpy()
 

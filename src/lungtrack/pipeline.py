@@ -36,10 +36,32 @@ log = logging.getLogger(__name__)
 
 SAMPLE_COLUMNS = [
     "sample_id", "animal", "group", "time_h", "section", "tissue_area_mm2", "n_msc", "n_macrophage", "n_nuclei",
-    "msc_per_mm2", "macrophage_per_mm2", "pearson_r", "manders_m1", "manders_m2", "costes_threshold_msc",
-    "costes_threshold_macrophage", "costes_p", "frac_msc_contacting_macrophage", "frac_macrophage_containing_msc",
-    "median_msc_to_macrophage_um",
+    "msc_per_mm2", "macrophage_per_mm2", "tissue_volume_mm3", "msc_per_mm3", "macrophage_per_mm3", "pearson_r",
+    "manders_m1", "manders_m2", "costes_threshold_msc", "costes_threshold_macrophage", "costes_p",
+    "frac_msc_contacting_macrophage", "frac_macrophage_containing_msc", "median_msc_to_macrophage_um",
 ]
+
+
+def densities(n_msc: int, n_macrophage: int, tissue_area_mm2: float, tissue_volume_mm3: float = np.nan) -> dict:
+    """The density columns of a samples.csv row: per mm2 of tissue area, and per mm3 of tissue volume.
+
+    The volume is NaN for a 2D image (a section has no measured thickness), and so are
+    the per-mm3 densities; a zero area or volume gives NaN densities, not inf.
+
+    Examples
+    --------
+    >>> d = densities(12, 30, 0.5, 0.004)
+    >>> d["msc_per_mm2"], d["msc_per_mm3"], d["macrophage_per_mm3"]
+    (24.0, 3000.0, 7500.0)
+    >>> bool(np.isnan(densities(12, 30, 0.5)["msc_per_mm3"]))
+    True
+    """
+    def per(n, size):
+        return n / size if size > 0 else np.nan  # NaN > 0 is False: NaN stays NaN
+
+    return {"tissue_area_mm2": tissue_area_mm2, "msc_per_mm2": per(n_msc, tissue_area_mm2),
+            "macrophage_per_mm2": per(n_macrophage, tissue_area_mm2), "tissue_volume_mm3": tissue_volume_mm3,
+            "msc_per_mm3": per(n_msc, tissue_volume_mm3), "macrophage_per_mm3": per(n_macrophage, tissue_volume_mm3)}
 
 
 @dataclass
@@ -56,7 +78,7 @@ class Results:
     coloc: pd.DataFrame = field(default_factory=pd.DataFrame)
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: More persistence tables, by file stem: persistence_compare, persistence_tests,
-    #: persistence_residuals, recruitment (see lungtrack.persistence).
+    #: persistence_residuals, recruitment, and persistence_mm3 when there are z-stacks (see lungtrack.persistence).
     persistence_tables: dict = field(default_factory=dict)
 
     def headline(self) -> str:
@@ -205,6 +227,8 @@ def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> d
     vox_um2 = float(np.prod(sp[-2:]))
     # Counts are per mm2 of section; for a z-stack the tissue area is its projection.
     tissue_area = float((tissue.any(axis=0) if three_d else tissue).sum()) * vox_um2 * 1e-6
+    # and per mm3 of tissue volume: tissue voxels x (dz dy dx), anisotropic spacing included
+    tissue_volume = float(tissue.sum()) * float(np.prod(sp)) * 1e-9 if three_d else np.nan
     # Labels are numbered 1..n by the size filter, so the maximum is the count.
     n_msc = int(seg["msc"].max())
     n_mac = int(seg["macrophage"].max())
@@ -212,9 +236,7 @@ def _process_sample(sample: Sample, config: Config, labels_dir: str | None) -> d
     row = {
         "sample_id": sample.sample_id, "animal": sample.animal, "group": sample.group, "time_h": sample.time_h,
         "section": sample.section, "tissue_area_mm2": tissue_area, "n_msc": n_msc, "n_macrophage": n_mac,
-        "n_nuclei": n_nuc,
-        "msc_per_mm2": n_msc / tissue_area if tissue_area > 0 else np.nan,
-        "macrophage_per_mm2": n_mac / tissue_area if tissue_area > 0 else np.nan,
+        "n_nuclei": n_nuc, **densities(n_msc, n_mac, tissue_area, tissue_volume),
         "pearson_r": float(co["pearson_r"]), "manders_m1": float(co["manders_m1"]),
         "manders_m2": float(co["manders_m2"]), "costes_threshold_msc": float(co["costes_threshold_a"]),
         "costes_threshold_macrophage": float(co["costes_threshold_b"]), "costes_p": float(co["costes_p"]),
@@ -305,7 +327,7 @@ def _assemble(parts: list[dict], cfg: Config) -> Results:
 
     samples = pd.DataFrame([p["sample"] for p in parts])
     cols = SAMPLE_COLUMNS + [c for c in samples.columns if c not in SAMPLE_COLUMNS]
-    samples = samples[cols]
+    samples = samples.reindex(columns=cols)  # a part kept by --resume from an older version may lack new columns
     objects = pd.concat([p["objects"] for p in parts], ignore_index=True)
     inter_frames = [p["interactions"] for p in parts if len(p["interactions"])]
     interactions = (pd.concat(inter_frames, ignore_index=True) if inter_frames
@@ -323,6 +345,10 @@ def _assemble(parts: list[dict], cfg: Config) -> Results:
         "persistence_residuals": decay_residuals(samples, by=by, confidence=pc.confidence),
         "recruitment": recruitment_table(samples, interactions, by=by, confidence=pc.confidence),
     }
+    if np.isfinite(pd.to_numeric(samples["tissue_volume_mm3"], errors="coerce")).any():
+        # z-stacks: the same table per mm3 of tissue volume (2D images, without a volume, left out)
+        extra["persistence_mm3"] = persistence_table(samples, value="msc_per_mm3", by=by, bootstrap=pc.bootstrap,
+                                                     confidence=pc.confidence, seed=pc.seed)
     coloc_frames = [p["coloc"] for p in parts if len(p.get("coloc", ()))]
     coloc = pd.concat(coloc_frames, ignore_index=True) if coloc_frames else pd.DataFrame()
     return Results(samples=samples, objects=objects, interactions=interactions, persistence=pers,

@@ -296,6 +296,9 @@ def write_report(results, path, *, labels_dir=None, thumbnails: bool = True) -> 
             ("persistence_tests", "Groups compared at each time point",
              "Rank tests on animal values (Mann-Whitney for 2 groups, Kruskal-Wallis for more); p_adjusted "
              "corrected over the time points of each measure as stated in the correction column."),
+            ("persistence_mm3", "Per group and time point, per mm3 of tissue (z-stacks)",
+             "As above with MSCs per mm3: counts over the summed tissue volume of each animal's z-stacks "
+             "(persistence_mm3.csv; 2D images have no volume and are left out)."),
             ("recruitment", "Macrophage recruitment and engulfment over time", "Mean, SEM and t CI over animals."),
             ("persistence_residuals", "Residuals of the decay fits per animal",
              "Observed and fitted density per animal; Pearson residuals far from ±2 flag animals that the model "
@@ -386,7 +389,8 @@ def load_results(folder):
                    persistence_fit=read("persistence_fit.csv"), coloc=read("coloc.csv"),
                    failures=read("failures.csv"), run=run, out=folder,
                    persistence_tables={n: read(f"{n}.csv") for n in ("persistence_compare", "persistence_tests",
-                                                                      "persistence_residuals", "recruitment")})
+                                                                      "persistence_residuals", "recruitment",
+                                                                      "persistence_mm3")})
 
 
 def report_from_folder(folder) -> Path:

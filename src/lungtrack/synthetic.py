@@ -79,6 +79,12 @@ class SyntheticSection:
         return float(t.sum()) * float(np.prod(self.spacing_um[1:])) * 1e-6
 
     @property
+    def tissue_volume_mm3(self) -> float:
+        """Tissue volume in mm3 of a z-stack (tissue voxels x dz dy dx, as the pipeline reports); NaN for 2D."""
+        t = self.labels["tissue"] > 0
+        return float(t.sum()) * float(np.prod(self.spacing_um)) * 1e-9 if t.ndim == 3 else math.nan
+
+    @property
     def n_msc(self) -> int:
         return int(((self.cells.role == "msc") & (self.cells.state == "intact")).sum())
 
@@ -586,7 +592,8 @@ def simulate_experiment(
         images/<sample_id>.ome.tif
         truth/<sample_id>_<role>.tif    truth labels (msc, macrophage, nuclei, tissue, ...)
         truth/cells.csv          one row per simulated cell
-        truth/samples.csv        per image: n_msc, n_macrophage, tissue_area_mm2, msc_per_mm2
+        truth/samples.csv        per image: n_msc, n_macrophage, tissue_area_mm2, msc_per_mm2,
+                                 tissue_volume_mm3, msc_per_mm3 (NaN for 2D)
         truth/groups.csv         group, half_life_h
 
     Returns
@@ -633,6 +640,8 @@ def simulate_experiment(
             "n_macrophage": int((cells.role == "macrophage").sum()),
             "n_macrophage_engulfing": int((cells.state == "engulfing").sum()),
             "tissue_area_mm2": area, "msc_per_mm2": s.n_msc / area if area > 0 else np.nan,
+            "tissue_volume_mm3": s.tissue_volume_mm3,
+            "msc_per_mm3": s.n_msc / s.tissue_volume_mm3 if s.tissue_volume_mm3 > 0 else np.nan,
         })
     man = pd.DataFrame(manifest)
     man.to_csv(out / "manifest.csv", index=False)
