@@ -136,6 +136,27 @@ def test_components_larger_than_the_overlap_are_split_in_their_own_box(tmp_path)
         assert ref.max() == 4 and np.array_equal(res.labels.compute(), ref)
 
 
+@pytest.mark.parametrize("shape,chunks,halo", [((160, 200), (40, 48), (12, 12)), ((90, 110), (7, 13), (4, 6)),
+                                               ((6, 40, 50), (3, 13, 17), (2, 5, 5))])
+def test_deferred_components_are_known_from_the_plan(shape, chunks, halo):
+    """The components too large for a block's halo, predicted from the plan's boxes = those the blocks defer."""
+    # blobs of every size (in 3D a lower density: with full connectivity 0.5 percolates)
+    m = ndi.gaussian_filter(np.random.default_rng(5).random(shape), 1.5) > (0.5 if len(shape) == 2 else 0.53)
+    full = np.ones((3,) * len(shape), bool)
+    mask = da.from_array(m, chunks=chunks)
+    plan = bw._plan_labels(mask, full, boxes=True)
+    ref, n = ndi.label(m, structure=full)
+    boxes = ndi.find_objects(ref)
+    assert plan.n == n and [tuple(slice(a, b) for a, b in zip(lo, hi)) for lo, hi in zip(*plan.boxes)] == boxes
+    cc = bw._apply_plan(mask, full, bw._label_lookup, plan, np.int32).persist()
+    depth = {a: min(h, s) for a, (h, s) in enumerate(zip(halo, shape))}
+    starts = [np.r_[0, np.cumsum(c)] for c in cc.chunks]
+    _, _, _, patches = bw._split_blocks(cc, depth, starts, (1.0,) * len(shape), RoleSegmentation(), None,
+                                        "synchronous", None, {}, {})
+    predicted = bw._deferred_ids(plan, cc, depth)
+    assert len(patches) >= 3 and sorted(p[1] for p in patches) == predicted
+
+
 def test_measure_from_partial_sums_equals_measure_objects():
     s = _section(seed=3)
     lab = classic.segment_cells(np.asarray(s.image[1]), (1.0, 1.0), Config().segment.msc)

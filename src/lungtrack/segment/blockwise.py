@@ -81,8 +81,11 @@ def _structure(ndim: int, structure=None, connectivity: int | None = None) -> np
     return ndi.generate_binary_structure(ndim, connectivity or 1)
 
 
-def _label_block(block: np.ndarray, structure: np.ndarray):
-    """Stage 1 for one block: local labels -> (count, raster index of each label's first voxel, faces)."""
+def _label_block(block: np.ndarray, structure: np.ndarray, boxes: bool = False):
+    """Stage 1 for one block: local labels -> (count, raster index of each label's first voxel, faces[, boxes]).
+
+    With ``boxes``, also each local label's bounding box as (start, stop) arrays of shape (n, ndim).
+    """
     lab, n = ndi.label(block, structure=structure)
     flat = lab.ravel()
     nz = np.flatnonzero(flat)
@@ -99,7 +102,12 @@ def _label_block(block: np.ndarray, structure: np.ndarray):
     for ax in range(block.ndim):
         faces[(ax, 0)] = np.take(lab, 0, axis=ax).copy()
         faces[(ax, 1)] = np.take(lab, lab.shape[ax] - 1, axis=ax).copy()
-    return n, first, faces
+    if not boxes:
+        return n, first, faces
+    sl = ndi.find_objects(lab, max_label=n)
+    lo = np.array([[s.start for s in t] for t in sl], np.int64).reshape(n, block.ndim)
+    hi = np.array([[s.stop for s in t] for t in sl], np.int64).reshape(n, block.ndim)
+    return n, first, faces, (lo, hi)
 
 
 def _relabel_block(block: np.ndarray, structure: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -112,13 +120,17 @@ class _LabelPlan:
     luts: dict  # block index -> lookup table local label -> global label (0 kept 0)
     n: int
     border: np.ndarray  # global labels with a voxel on the image border (axes given)
+    boxes: tuple | None = None  # (start, stop) arrays (n, ndim): global bounding box of label i + 1
 
 
-def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), scheduler=None) -> _LabelPlan:
-    """Stages 1 and 2 of exact labelling: per-block counts and faces -> global lookup tables."""
+def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), scheduler=None, boxes=False) -> _LabelPlan:
+    """Stages 1 and 2 of exact labelling: per-block counts and faces -> global lookup tables.
+
+    With ``boxes``, also every component's global bounding box (from the blocks' own boxes).
+    """
     blocks = mask.to_delayed()
     idx_list = list(np.ndindex(*mask.numblocks))
-    tasks = [dask.delayed(_label_block)(blocks[i], structure) for i in idx_list]
+    tasks = [dask.delayed(_label_block)(blocks[i], structure, boxes) for i in idx_list]
     results = dask.compute(*tasks, scheduler=scheduler)
     res = dict(zip(idx_list, results))
     starts = [np.r_[0, np.cumsum(c)] for c in mask.chunks]
@@ -126,7 +138,7 @@ def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), schedule
     # Offsets making local labels unique, and each label's first voxel as a global raster index.
     offsets, firsts, total = {}, [], 0
     for i in idx_list:
-        n, first, _ = res[i]
+        n, first = res[i][:2]
         offsets[i] = total
         bshape = tuple(mask.chunks[a][i[a]] for a in range(mask.ndim))
         coords = np.unravel_index(first, bshape)
@@ -197,7 +209,20 @@ def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), schedule
             border.append(np.unique(f[f > 0] - 1))
     border = np.unique(np.concatenate(border)).astype(np.int64)
     border = np.unique(glob[border]) if border.size else border
-    return _LabelPlan(luts=luts, n=int(ncomp), border=border)
+    gboxes = None
+    if boxes:
+        glo = np.full((ncomp, mask.ndim), np.iinfo(np.int64).max, np.int64)
+        ghi = np.zeros((ncomp, mask.ndim), np.int64)
+        for i in idx_list:
+            n = res[i][0]
+            if n:
+                lo, hi = res[i][3]
+                start = np.array([starts[a][i[a]] for a in range(mask.ndim)], np.int64)
+                g = glob[offsets[i]:offsets[i] + n] - 1
+                np.minimum.at(glo, g, lo + start)
+                np.maximum.at(ghi, g, hi + start)
+        gboxes = (glo, ghi)
+    return _LabelPlan(luts=luts, n=int(ncomp), border=border, boxes=gboxes)
 
 
 def _apply_plan(mask: da.Array, structure, func, plan: _LabelPlan, dtype) -> da.Array:
@@ -403,39 +428,76 @@ def _reduce(image, within, func, *args, combine, scheduler=None):
     return combine(parts)
 
 
-def _kth_values(image, within, upper, ks, scheduler=None) -> list:
+_GATHER_MAX = 200_000  # voxels of one interval gathered on the driver at most
+
+
+def _count_minmax(v):
+    if v.size == 0:
+        return np.array([0.0, np.inf, -np.inf])
+    return np.array([v.size, v.min(), v.max()], dtype=np.float64)
+
+
+def _sum_minmax(parts):
+    return int(sum(p[0] for p in parts)), min(p[1] for p in parts), max(p[2] for p in parts)
+
+
+def _kth_values(image, within, upper, ks, scheduler=None, *, stats=None) -> list:
     """Exact k-th smallest values (0-based ``ks``) among voxels <= ``upper`` (within the mask).
 
     Narrowing histograms over blocks, then gathering the few voxels of the bin that holds
-    each k: an exact order statistic without sorting the image.
+    each k: an exact order statistic without sorting the image. All ``ks`` narrow
+    together, one pass over the blocks per step (for a median: one histogram, one
+    gather); ``stats`` = (count, min, max) of those voxels, if the caller has them.
     """
-    out = []
-    for k in ks:
-        lo, hi, below = -np.inf, float(upper), 0
-        mm = _reduce(image, within, lambda b, w: _minmax(b[b <= upper] if w is None else b[w & (b <= upper)]),
-                     combine=lambda p: (min(x[0] for x in p), max(x[1] for x in p)), scheduler=scheduler)
-        lo, hi = mm
-        while True:
-            def sel(b, w, lo=lo, hi=hi):
-                v = _masked(b, w)
-                return v[(v >= lo) & (v <= hi) & (v <= upper)]
-            n_in = _reduce(image, within, lambda b, w: np.array([sel(b, w).size]), combine=lambda p: int(sum(p)[0]),
-                           scheduler=scheduler)
-            if n_in <= 200_000 or lo == hi:
-                vals = _reduce(image, within, sel, combine=lambda p: np.concatenate(p), scheduler=scheduler)
+    def population(b, w):
+        v = _masked(b, w)
+        return v[v <= upper]
+
+    if stats is None:
+        stats = _reduce(image, within, lambda b, w: _count_minmax(population(b, w)), combine=_sum_minmax,
+                        scheduler=scheduler)
+    n, lo, hi = stats
+    # per k: the closed interval [lo, hi] that holds it, the voxels ranked below it, the voxels in it
+    state = {k: (lo, hi, 0, n) for k in ks}
+    out = {}
+    while len(out) < len(ks):
+        todo = sorted({state[k] for k in ks if k not in out})
+        for iv in todo:
+            if iv[0] == iv[1]:  # every voxel of the interval has this value: nothing to gather
+                for k in ks:
+                    if k not in out and state[k] == iv:
+                        out[k] = image.dtype.type(iv[0])
+        todo = [iv for iv in todo if iv[0] != iv[1]]
+        if not todo:
+            break
+
+        def step(b, w, todo=todo):
+            v = population(b, w)
+            res = []
+            for lo, hi, _, n_in in todo:
+                x = v[(v >= lo) & (v <= hi)]
+                res.append(x if n_in <= _GATHER_MAX else np.histogram(x, bins=np.linspace(lo, hi, 1025))[0])
+            return res
+
+        parts = _reduce(image, within, step, combine=lambda p: p, scheduler=scheduler)
+        for i, (lo, hi, below, n_in) in enumerate(todo):
+            mine = [k for k in ks if k not in out and state[k] == (lo, hi, below, n_in)]
+            if n_in <= _GATHER_MAX:
+                vals = np.concatenate([p[i] for p in parts])
                 vals.sort(kind="stable")
-                out.append(vals[k - below])
-                break
+                for k in mine:
+                    out[k] = vals[k - below]
+                continue
+            counts = np.sum([p[i] for p in parts], axis=0)
             edges = np.linspace(lo, hi, 1025)
-            counts = _reduce(image, within, lambda b, w: np.histogram(sel(b, w), bins=edges)[0],
-                             combine=lambda p: np.sum(p, axis=0), scheduler=scheduler)
             cum = np.cumsum(counts)
-            j = int(np.searchsorted(cum, k - below, side="right"))
-            below += int(cum[j - 1]) if j > 0 else 0
-            nlo, nhi = edges[j], edges[j + 1]
-            # np.histogram's last bin is closed; the others are half open
-            lo, hi = nlo, (nhi if j == 1023 else np.nextafter(nhi, -np.inf))
-    return out
+            for k in mine:
+                j = int(np.searchsorted(cum, k - below, side="right"))
+                nb = below + (int(cum[j - 1]) if j > 0 else 0)
+                # np.histogram's last bin is closed; the others are half open
+                state[k] = (edges[j], edges[j + 1] if j == 1023 else np.nextafter(edges[j + 1], -np.inf), nb,
+                            int(counts[j]))
+    return [out[k] for k in ks]
 
 
 def threshold_value(image, method, *, within=None, min_signal_ratio: float = 0.0, scheduler=None) -> float:
@@ -496,11 +558,13 @@ def _autofluorescence_level(image, w, counts, centers, scheduler) -> float:
     from skimage import filters
 
     t = filters.threshold_otsu(hist=(counts, centers))
-    n = _reduce(image, w, lambda b, ww: np.array([int((_masked(b, ww) <= t).sum())]),
-                combine=lambda p: int(sum(p)[0]), scheduler=scheduler)
+    # count, min and max of the dim class in one pass
+    stats = _reduce(image, w, lambda b, ww: _count_minmax((v := _masked(b, ww))[v <= t]), combine=_sum_minmax,
+                    scheduler=scheduler)
+    n = stats[0]
     # np.median: the middle value, or the float32 mean of the two middle ones
     ks = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
-    vals = _kth_values(image, w, t, ks, scheduler=scheduler)
+    vals = _kth_values(image, w, t, ks, scheduler=scheduler, stats=stats)
     return float(np.mean(np.array(vals, dtype=image.dtype)))
 
 
@@ -523,7 +587,9 @@ def _workspace(tmpdir):
 def _materialize(arrays, extras, workspace, scheduler=None, name="a"):
     """Compute arrays once (persisted, or stored as zarr in ``workspace``) together with ``extras``."""
     if workspace is None:
-        out = dask.persist(*arrays, *extras, scheduler=scheduler)
+        # Unoptimized: array optimization inlines a task shared with ``extras`` (the split) into
+        # the array's graph under a new key, so it would run twice (once per collection type).
+        out = dask.persist(*arrays, *extras, scheduler=scheduler, optimize_graph=not extras)
         arrs = list(out[:len(arrays)])
         ext = dask.compute(*out[len(arrays):], scheduler=scheduler)
         return arrs, list(ext)
@@ -787,14 +853,16 @@ def segment_cells(channel, spacing_um, params: RoleSegmentation, *, within=None,
                             scheduler=scheduler)
         mask = img > t
         filled = fill_holes(mask, scheduler=scheduler)
+        # cached: read by the labelling plan and again by its lookup (each would redo the fill)
+        (filled,), _ = _materialize([filled], [], ws, scheduler, name="filled")
         full = np.ones((3,) * arr.ndim, bool)
         if params.split_touching:
-            plan = _plan_labels(filled, full, scheduler=scheduler)
+            plan = _plan_labels(filled, full, scheduler=scheduler, boxes=True)
             cc = _apply_plan(filled, full, _label_lookup, plan, next(iter(plan.luts.values())).dtype)
             # cached: every split window reads its neighbours' labels
             (cc,), _ = _materialize([cc], [], ws, scheduler, name="components")
             cc_path = None if ws is None else os.path.join(ws, "components0.zarr")
-            keys, counts, seeds, patches = _split_all(cc, halo, spacing, params, ws, scheduler, cc_path)
+            keys, counts, seeds, patches = _split_all(cc, halo, spacing, params, ws, scheduler, cc_path, plan)
             keys = _patched_keys(keys, cc, patches)
             labels, n = _number(keys, counts, seeds, plan.n, spacing, params, ws, scheduler)
         else:
@@ -802,6 +870,8 @@ def segment_cells(channel, spacing_um, params: RoleSegmentation, *, within=None,
             cc = _apply_plan(filled, full, _label_lookup, plan, np.int64)
             parts = _reduce(cc, None, lambda b, w: _key_counts(b), combine=lambda p: p, scheduler=scheduler)
             labels, n = _size_filter(cc, parts, spacing, params, ws, scheduler, key_is_label=True)
+        # cached: measuring and writing each read the labels (else each redoes patches and lookups)
+        (labels,), _ = _materialize([labels], [], ws, scheduler, name="labels")
     return ChunkedSegmentation(labels=labels, n_objects=n, threshold=float(t))
 
 
@@ -814,10 +884,74 @@ def _split_window(cc_path, slices, keys_path, dst, *args):
     return seeds, _key_counts(keys), deferred
 
 
-def _split_all(cc, halo, spacing, params, ws, scheduler, cc_path=None):
+def _deferred_ids(plan, cc, depth) -> list:
+    """The components that `_split_block` will defer, known from the labelling plan before the split.
+
+    A component is deferred when, in the window of a block whose core it meets, it reaches
+    the window's edge inside the image: from its global bounding box (``plan.boxes``) and
+    the labels of each block (``plan.luts``).
+    """
+    glo, ghi = plan.boxes
+    starts = [np.r_[0, np.cumsum(c)] for c in cc.chunks]
+    out = set()
+    for i in np.ndindex(*cc.numblocks):
+        ids = np.unique(plan.luts[i][1:]).astype(np.int64)
+        if ids.size == 0:
+            continue
+        cut = np.zeros(ids.size, bool)
+        for a in range(cc.ndim):
+            b0 = int(starts[a][i[a]])
+            w0, w1 = max(0, b0 - depth[a]), min(cc.shape[a], b0 + cc.chunks[a][i[a]] + depth[a])
+            if w0 > 0:
+                cut |= glo[ids - 1, a] <= w0
+            if w1 < cc.shape[a]:
+                cut |= ghi[ids - 1, a] >= w1
+        out.update(ids[cut].tolist())
+    return sorted(out)
+
+
+def _split_deferred(cc, gid, box, spacing, params):
+    """Split one component in its own bounding box (grown by one voxel): its labels and key counts."""
+    crop = np.asarray(cc[box].compute(scheduler="synchronous"))
+    lab, n_seeds = classic.split_component(crop == gid, spacing, params.split_min_distance_um)
+    u, c = np.unique(lab[lab > 0], return_counts=True)
+    return lab, n_seeds, (np.int64(gid) * _KEY_STRIDE + u.astype(np.int64), c)
+
+
+def _local_threads(scheduler) -> bool:
+    """Whether ``scheduler`` is dask's local threaded scheduler (the default for arrays)."""
+    get = dask.base.get_scheduler(scheduler=scheduler)
+    return get is None or get is dask.threaded.get
+
+
+def _split_all(cc, halo, spacing, params, ws, scheduler, cc_path=None, plan=None):
     # The halo may span several chunks: each block reads its own window of the (lazy) labels.
     depth = {a: min(h, n) for a, (h, n) in enumerate(zip(halo, cc.shape))}
     starts = [np.r_[0, np.cumsum(c)] for c in cc.chunks]
+    boxes = {}
+    early = {}
+    pool = None
+    if plan is not None and plan.boxes is not None:
+        for gid in _deferred_ids(plan, cc, depth):
+            lo, hi = plan.boxes[0][gid - 1], plan.boxes[1][gid - 1]
+            boxes[gid] = classic.grow_box(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), cc.shape)
+        if boxes and ws is None and _local_threads(scheduler):
+            # A component larger than the overlap (up to the whole image) is split in one call
+            # (distance transform, watershed: compiled code that releases the GIL); started now,
+            # in a thread of its own, it runs while the blocks are split instead of after them.
+            # Not on disk: there its crop would add to the memory bound of the block pass.
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(1, thread_name_prefix="lungtrack-split")
+            early = {gid: pool.submit(_split_deferred, cc, gid, box, spacing, params) for gid, box in boxes.items()}
+    try:
+        return _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, boxes, early)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, boxes, early):
     key_blocks = np.empty(cc.numblocks, dtype=object)
     stats = []
     if cc_path is not None:
@@ -858,15 +992,18 @@ def _split_all(cc, halo, spacing, params, ws, scheduler, cc_path=None):
         # a block whose window held a deferred component whole counted it too: the driver's count replaces it
         dset = np.asarray(deferred, np.int64)
         counts = [(k[~np.isin(k // _KEY_STRIDE, dset)], c[~np.isin(k // _KEY_STRIDE, dset)]) for k, c in counts]
-        boxes = _bounding_boxes(cc, dset, scheduler)
-        for gid, (lo, hi) in zip(deferred, boxes):
-            box = classic.grow_box(tuple(slice(a, b) for a, b in zip(lo, hi)), cc.shape)
-            crop = np.asarray(cc[box].compute(scheduler=scheduler))
-            lab, n_seeds = classic.split_component(crop == gid, spacing, params.split_min_distance_um)
+        missing = [g for g in deferred if g not in boxes]  # none when the plan gave the boxes
+        if missing:
+            for gid, (lo, hi) in zip(missing, _bounding_boxes(cc, np.asarray(missing, np.int64), scheduler)):
+                boxes[gid] = classic.grow_box(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), cc.shape)
+        for gid in deferred:
+            if gid in early:
+                lab, n_seeds, kc = early[gid].result()
+            else:
+                lab, n_seeds, kc = _split_deferred(cc, gid, boxes[gid], spacing, params)
             seeds[gid] = n_seeds
-            u, c = np.unique(lab[lab > 0], return_counts=True)
-            counts.append((np.int64(gid) * _KEY_STRIDE + u.astype(np.int64), c))
-            patches.append((box, gid, lab))
+            counts.append(kc)
+            patches.append((boxes[gid], gid, lab))
     return keys, counts, seeds, patches
 
 
@@ -1203,6 +1340,7 @@ def process_large_sample(img, sample, config, labels_dir=None) -> dict:
     computed for these images (NaN; an empty interactions table), which is logged.
     """
     from ..measure import object_columns
+    from ..pipeline import densities
 
     cfg = config
     three_d = img.is_3d
@@ -1236,7 +1374,10 @@ def process_large_sample(img, sample, config, labels_dir=None) -> dict:
         if labels_dir is not None:
             write_labels(os.path.join(labels_dir, f"{sample.sample_id}_tissue.tif"), tissue, spacing, scheduler=sched)
         proj = tissue.any(axis=0) if three_d else tissue
-        tissue_area = float(proj.sum().compute(scheduler=sched)) * float(np.prod(sp[-2:])) * 1e-6
+        # area (projected for a z-stack) and, for a z-stack, volume = tissue voxels x (dz dy dx), in one pass
+        n_area, n_vox = dask.compute(proj.sum(), tissue.sum() if three_d else np.nan, scheduler=sched)
+        tissue_area = float(n_area) * float(np.prod(sp[-2:])) * 1e-6
+        tissue_volume = float(n_vox) * float(np.prod(sp)) * 1e-9
     objects = pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(
         columns=object_columns(3 if three_d else 2, img.channel_names))
     log.warning("%s: %s voxels segmented chunk by chunk; colocalization and MSC-macrophage relations are not "
@@ -1245,9 +1386,7 @@ def process_large_sample(img, sample, config, labels_dir=None) -> dict:
     row = {"sample_id": sample.sample_id, "animal": sample.animal, "group": sample.group, "time_h": sample.time_h,
            "section": sample.section, "tissue_area_mm2": tissue_area, "n_msc": n_msc, "n_macrophage": n_mac,
            "n_nuclei": counts.get("nuclei", 0),
-           "msc_per_mm2": n_msc / tissue_area if tissue_area > 0 else np.nan,
-           "macrophage_per_mm2": n_mac / tissue_area if tissue_area > 0 else np.nan,
-           "segmentation": "chunked"}
+           **densities(n_msc, n_mac, tissue_area, tissue_volume), "segmentation": "chunked"}
     from ..pipeline import SAMPLE_COLUMNS
 
     row = {**{c: np.nan for c in SAMPLE_COLUMNS}, **row}
