@@ -14,9 +14,8 @@ import napari
 import numpy as np
 import pandas as pd
 from magicgui import magic_factory
-from magicgui.widgets import Table
 
-from ._widget import _camera, _spatial_block
+from ._widget import _camera, _spatial_block, add_result_table
 
 SCOPES = ("whole image", "inside labels (mask)", "per ROI label", "per object label", "per Shapes polygon")
 
@@ -127,37 +126,22 @@ def select_roi(viewer, roi, *, labels_layer=None, shapes_layer=None, scope: str 
 def _add_table(widget) -> None:
     from ._settings import persist
 
-    table = Table(name="coefficients", value={"": []}, gui_only=True)
-    table.native.setMinimumHeight(260)
-    # Straight into the Qt layout (no label column), so that the table gets the dock's full width.
-    widget.native.layout().addWidget(table.native)
-    setattr(widget, "coefficients", table)
-    widget.last_table = None
+    def shown(df):
+        shown = df.drop(columns=[c for c in ("sample_id",) if c in df.columns]).dropna(axis=1, how="all")
+        first = [c for c in ("scope", "roi", "pearson_r", "manders_m1", "manders_m2") if c in shown.columns]
+        shown = shown[first + [c for c in shown.columns if c not in first]]
+        return shown.round(4).astype(object).where(shown.notna(), "").to_dict("list")
 
-    def update(df):
-        if isinstance(df, pd.DataFrame):
-            widget.last_table = df
-            shown = df.drop(columns=[c for c in ("sample_id",) if c in df.columns]).dropna(axis=1, how="all")
-            first = [c for c in ("scope", "roi", "pearson_r", "manders_m1", "manders_m2") if c in shown.columns]
-            shown = shown[first + [c for c in shown.columns if c not in first]]
-            table.value = shown.round(4).astype(object).where(shown.notna(), "").to_dict("list")
-            table.native.resizeColumnsToContents()  # full column names, no clipped numbers
-
-    def on_row():
-        df = widget.last_table
-        rows = sorted({i.row() for i in table.native.selectedIndexes()})
-        if df is None or not rows or "roi" not in df.columns:
-            return
-        roi = df["roi"].iloc[rows[0]]
-        if pd.isna(roi) or roi == "":
+    def on_row(df, row):
+        roi = df["roi"].iloc[row] if "roi" in df.columns else None
+        if roi is None or pd.isna(roi) or roi == "":
             return
         from ._widget import _viewer_of
 
         select_roi(_viewer_of(widget), roi, labels_layer=widget.labels_layer.value,
                    shapes_layer=widget.shapes_layer.value, scope=widget.scope.value)
 
-    widget.called.connect(update)
-    table.native.itemSelectionChanged.connect(on_row)
+    add_result_table(widget, "coefficients", shown=shown, on_row=on_row)
     persist(widget, "coloc", names=["scope", "convention", "randomisations"])
 
 

@@ -12,13 +12,12 @@ import napari
 import numpy as np
 import pandas as pd
 from magicgui import magic_factory
-from magicgui.widgets import Table
 
 from lungtrack.config import SpatialConfig
 from lungtrack.spatial import msc_macrophage_relations, object_centroids_um
 
 from ._reader import nearest_lines
-from ._widget import _camera, add_or_update_layers
+from ._widget import _camera, add_or_update_layers, add_result_table
 
 #: Colour of each MSC state (`lungtrack.spatial.msc_states`).
 STATE_COLORS = {"intact": "limegreen", "near": "yellow", "contact": "orange", "fragmented": "gray",
@@ -102,28 +101,13 @@ def _init(widget) -> None:
     from ._settings import persist
     from ._widget import _viewer_of
 
-    table = Table(name="msc_table", value={"": []}, gui_only=True)
-    table.native.setMinimumHeight(260)
-    # Straight into the Qt layout (no label column), so that the table gets the dock's full width.
-    widget.native.layout().addWidget(table.native)
-    setattr(widget, "msc_table", table)
-    widget.last_table = None
+    def shown(df):
+        keep = [c for c in ("msc_label", "state", "nearest_macrophage_um", "nearest_macrophage_surface_um",
+                            "contact", "engulfed_fraction") if c in df.columns]
+        return df[keep].round(2).astype(object).to_dict("list")
 
-    def update(df):
-        if isinstance(df, pd.DataFrame):
-            widget.last_table = df
-            keep = [c for c in ("msc_label", "state", "nearest_macrophage_um", "nearest_macrophage_surface_um",
-                                "contact", "engulfed_fraction") if c in df.columns]
-            table.value = df[keep].round(2).astype(object).to_dict("list")
-            table.native.resizeColumnsToContents()  # full column names, no clipped numbers
-
-    def on_row():
-        rows = sorted({i.row() for i in table.native.selectedIndexes()})
-        if widget.last_table is not None and rows:
-            centre_on(_viewer_of(widget), widget.last_table, rows[0], widget.msc_labels.value)
-
-    widget.called.connect(update)
-    table.native.itemSelectionChanged.connect(on_row)
+    add_result_table(widget, "msc_table", shown=shown,
+                     on_row=lambda df, row: centre_on(_viewer_of(widget), df, row, widget.msc_labels.value))
     persist(widget, "interactions", names=["contact_tolerance_um", "near_um", "radius_um", "colour_msc_by_state"])
 
 

@@ -14,8 +14,9 @@ from typing import Optional
 
 import napari
 import numpy as np
+import pandas as pd
 from magicgui import magic_factory
-from magicgui.widgets import Label, PushButton
+from magicgui.widgets import Label, PushButton, Table
 
 from lungtrack.config import Config, RoleSegmentation, load_config
 from lungtrack.measure import measure_objects
@@ -200,6 +201,35 @@ def add_or_update_layers(viewer: "napari.viewer.Viewer", layer_data: list[tuple]
         outline(layer)
         result.append(layer)
     return result
+
+
+def add_result_table(widget, name: str, *, shown, on_row=None):
+    """A table under a magicgui form that shows ``shown(df)`` after each call of the widget.
+
+    ``widget.last_table`` keeps the full DataFrame the widget returned; selecting a row
+    calls ``on_row(df, row_index)``. Used by the Colocalization and Interactions widgets.
+    """
+    table = Table(name=name, value={"": []}, gui_only=True)
+    table.native.setMinimumHeight(260)
+    # Straight into the Qt layout (no label column), so that the table gets the dock's full width.
+    widget.native.layout().addWidget(table.native)
+    setattr(widget, name, table)
+    widget.last_table = None
+
+    def update(df):
+        if isinstance(df, pd.DataFrame):
+            widget.last_table = df
+            table.value = shown(df)
+            table.native.resizeColumnsToContents()  # full column names, no clipped numbers
+
+    def selected():
+        rows = sorted({i.row() for i in table.native.selectedIndexes()})
+        if on_row is not None and widget.last_table is not None and rows:
+            on_row(widget.last_table, rows[0])
+
+    widget.called.connect(update)
+    table.native.itemSelectionChanged.connect(selected)
+    return table
 
 
 def summary(layer_data: list[tuple]) -> str:
