@@ -44,6 +44,9 @@ src, out, mode, chunk, spacing, channels = sys.argv[1], sys.argv[2], sys.argv[3]
 cfg = Config()
 sp = tuple(spacing)
 z = zarr.open_array(src, mode="r")
+tissue_path = src.rstrip("/") + ".tissue.zarr"  # the pipeline's tissue mask (thresholds within tissue)
+import os
+has_tissue = os.path.exists(tissue_path)
 if len(sys.argv) > 7 and sys.argv[7] == "nosplit":
     for r in channels:
         getattr(cfg.segment, r).split_touching = False
@@ -55,7 +58,8 @@ for role, ci in channels.items():
     params = getattr(cfg.segment, role)
     if mode == "whole":
         ch = z[ci]
-        lab = classic.segment_cells(ch, sp, params)
+        within = zarr.open_array(tissue_path, mode="r")[:] if has_tissue else None
+        lab = classic.segment_cells(ch, sp, params, within=within)
         t = measure_objects(lab, (1.0,) * (3 - len(sp)) + sp, intensities={role: ch}, role=role)
         write_labels(f"{out}/{role}.tif", lab, (1.0,) * (3 - len(sp)) + sp)
         counts[role] = int(lab.max())
@@ -64,7 +68,8 @@ for role, ci in channels.items():
         with dask.config.set(num_workers=2):
             ch = da.from_zarr(src)[ci]
             ch = ch.rechunk((ch.shape[0],) + (chunk, chunk) if ch.ndim == 3 else (chunk, chunk))
-            res = bw.segment_cells(ch, sp, params, scheduler=sched)
+            within = da.from_zarr(tissue_path).rechunk(ch.chunks) if has_tissue else None
+            res = bw.segment_cells(ch, sp, params, within=within, scheduler=sched)
             t = bw.measure_objects(res.labels, (1.0,) * (3 - len(sp)) + sp, intensities={role: ch}, role=role, scheduler=sched)
             bw.write_labels(f"{out}/{role}.tif", res.labels, (1.0,) * (3 - len(sp)) + sp, scheduler=sched)
         counts[role] = res.n_objects
@@ -83,7 +88,7 @@ def make_section(size: int) -> Path:
     from lungtrack.synthetic import simulate_section
 
     path = CACHE / f"section_{size}.zarr"
-    if (path / "done").exists():
+    if (path / "done").exists() and Path(str(path) + ".tissue.zarr").exists():
         return path
     tile = min(1024, size)
     n = size // tile
@@ -92,6 +97,15 @@ def make_section(size: int) -> Path:
         for j in range(n):
             s = simulate_section(shape=(tile, tile), seed=100 + i * n + j)
             z[:, i * tile:(i + 1) * tile, j * tile:(j + 1) * tile] = s.image
+    # The pipeline thresholds every cell role within the tissue mask (air excluded); without it the
+    # macrophage channel's threshold falls between air and autofluorescent tissue and the "mask" is
+    # all tissue. Computed once here, read by every mode (not timed).
+    from lungtrack.config import Config
+    from lungtrack.segment.classic import tissue_mask
+
+    tissue = tissue_mask(z[:], (1.0, 1.0), Config().segment.tissue)
+    t = zarr.open_array(str(path) + ".tissue.zarr", mode="w", shape=tissue.shape, chunks=(tile, tile), dtype=bool)
+    t[:] = tissue
     (path / "done").write_text("ok")
     return path
 

@@ -371,7 +371,7 @@ def subtract_background(channel, spacing_um, radius_um: float, *, chunks=None) -
 
     def correct(block, pad, start, s0):
         bg = classic.upsample_linear(pad, factor, start=start, shape=block.shape, small_start=s0)
-        return np.clip(block - bg, 0, None)
+        return classic.minus_background(block, bg)
 
     ib, pb = img.to_delayed(), padded.to_delayed()
     out = np.empty(img.numblocks, dtype=object)
@@ -697,7 +697,7 @@ def _smoothed_on_disk(arr, spacing, params, ws, scheduler) -> da.Array:
         pad = [(max(0, -lo), max(0, hi - m)) for lo, hi, m in zip(s_lo, s_hi, sm_shape)]
         padded = np.pad(part, pad, mode="edge")  # the image-border replication of the whole-image path
         bg = classic.upsample_linear(padded, factor, start=w0, shape=img.shape, small_start=[lo + 1 for lo in s_lo])
-        corrected = np.clip(img - bg, 0, None)
+        corrected = classic.minus_background(img, bg)
         return ndi.gaussian_filter(corrected, sigma) if sigma else corrected
 
     dask.compute(*_window_tasks(src, arr.shape, arr.chunks, gdepth, corrected_smoothed, out_p, np.float32),
@@ -749,11 +749,16 @@ def _split_block(cc_ov, origin, core, image_shape, spacing, params):
         return keys, seeds, deferred
     # each component's distance map in its own box grown by one voxel, clipped only at the image edge
     # (a component touching a block edge inside the image was deferred above)
-    seed, n_seeds = classic.split_components(local, np.asarray(sel), sel_boxes, spacing, params.split_min_distance_um)
-    seed_core = seed[tuple(core)]
-    fg = seed_core > 0
-    gids = ids[local[tuple(core)][fg] - 1].astype(np.int64)
-    keys[fg] = gids * _KEY_STRIDE + seed_core[fg].astype(np.int64)
+    vox, comp, seed, n_seeds = classic.split_components(local, np.asarray(sel), sel_boxes, spacing,
+                                                        params.split_min_distance_um)
+    # the voxels in the core (window coordinates -> core coordinates)
+    pos = np.unravel_index(vox, cc_ov.shape)
+    inside = seed > 0
+    for p, c in zip(pos, core):
+        inside &= (p >= c.start) & (p < c.stop)
+    at = tuple(p[inside] - c.start for p, c in zip(pos, core))
+    gids = ids[np.asarray(sel)[comp[inside] - 1] - 1].astype(np.int64)
+    keys[at] = gids * _KEY_STRIDE + seed[inside].astype(np.int64)
     for j, sl, n in zip(sel, sel_boxes, n_seeds):
         # ownership: the core that contains the component's bounding-box start
         if all(c.start <= s.start < c.stop for s, c in zip(sl, core)):
