@@ -54,25 +54,26 @@ _ru = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = _ru.ru_utime + _ru.ru_stime
 t0 = time.perf_counter()
 counts = {}
-for role, ci in channels.items():
-    params = getattr(cfg.segment, role)
-    if mode == "whole":
-        ch = z[ci]
-        within = zarr.open_array(tissue_path, mode="r")[:] if has_tissue else None
-        lab = classic.segment_cells(ch, sp, params, within=within)
-        t = measure_objects(lab, (1.0,) * (3 - len(sp)) + sp, intensities={role: ch}, role=role)
-        write_labels(f"{out}/{role}.tif", lab, (1.0,) * (3 - len(sp)) + sp)
-        counts[role] = int(lab.max())
-    else:
-        sched = "synchronous" if mode == "chunked-1" else "threads"
-        with dask.config.set(num_workers=2):
+sp3 = (1.0,) * (3 - len(sp)) + sp
+if mode != "whole":  # every role at once: bw.segment_roles, as the pipeline's chunked path
+    sched = "synchronous" if mode == "chunked-1" else "threads"
+    with dask.config.set(num_workers=2):
+        chans = {}
+        for role, ci in channels.items():
             ch = da.from_zarr(src)[ci]
-            ch = ch.rechunk((ch.shape[0],) + (chunk, chunk) if ch.ndim == 3 else (chunk, chunk))
-            within = da.from_zarr(tissue_path).rechunk(ch.chunks) if has_tissue else None
-            res = bw.segment_cells(ch, sp, params, within=within, scheduler=sched)
-            t = bw.measure_objects(res.labels, (1.0,) * (3 - len(sp)) + sp, intensities={role: ch}, role=role, scheduler=sched)
-            bw.write_labels(f"{out}/{role}.tif", res.labels, (1.0,) * (3 - len(sp)) + sp, scheduler=sched)
-        counts[role] = res.n_objects
+            chans[role] = ch.rechunk((ch.shape[0],) + (chunk, chunk) if ch.ndim == 3 else (chunk, chunk))
+        within = da.from_zarr(tissue_path).rechunk(chans["msc"].chunks) if has_tissue else None
+        res = bw.segment_roles(chans, sp3, {r: getattr(cfg.segment, r) for r in channels}, within=within,
+                               label_paths={r: f"{out}/{r}.tif" for r in channels}, scheduler=sched)
+    counts = {r: v.segmentation.n_objects for r, v in res.items()}
+    assert all(len(v.objects) == counts[r] for r, v in res.items())
+for role, ci in (channels.items() if mode == "whole" else ()):  # one role after the other, whole arrays
+    ch = z[ci]
+    within = zarr.open_array(tissue_path, mode="r")[:] if has_tissue else None
+    lab = classic.segment_cells(ch, sp, getattr(cfg.segment, role), within=within)
+    t = measure_objects(lab, sp3, intensities={role: ch}, role=role)
+    write_labels(f"{out}/{role}.tif", lab, sp3)
+    counts[role] = int(lab.max())
     assert len(t) == counts[role]
 dt = time.perf_counter() - t0
 ru = resource.getrusage(resource.RUSAGE_SELF)

@@ -64,7 +64,7 @@ from . import classic
 log = logging.getLogger(__name__)
 
 __all__ = ["label", "fill_holes", "subtract_background", "smooth", "threshold_value", "segment_cells",
-           "measure_objects", "write_labels", "ChunkedSegmentation"]
+           "measure_objects", "write_labels", "ChunkedSegmentation", "segment_roles", "RoleResult"]
 
 # Histogram methods whose skimage implementation accepts a histogram: exact from block sums.
 _HIST_METHODS = {"otsu", "multiotsu", "yen"}
@@ -323,14 +323,21 @@ def _check_float(block):
 
 
 def _regular_chunks(arr: da.Array, chunks, multiple=None) -> da.Array:
-    """Rechunk to regular chunks (each a multiple of ``multiple`` per axis, except the last)."""
+    """Rechunk to regular chunks (each a multiple of ``multiple`` per axis, except the last).
+
+    The number of chunks per axis is the one the requested size gives; their size is
+    then evened out (rounded up to the multiple), so that no thin last chunk is left
+    (4096 px in chunks of 1024 with multiples of 10: 4 x 1030, the last 1006; not
+    4 x 1020 and a last chunk of 16).
+    """
     if chunks is None:
         chunks = tuple(c[0] for c in arr.chunks)
     elif isinstance(chunks, int):
         chunks = (chunks,) * arr.ndim
-    chunks = [min(int(c), n) for c, n in zip(chunks, arr.shape)]
+    chunks = [max(1, min(int(c), n)) for c, n in zip(chunks, arr.shape)]
     if multiple is not None:
-        chunks = [min(n, max(f, (c // f) * f)) for c, f, n in zip(chunks, multiple, arr.shape)]
+        even = [-(-n // -(-n // c)) for c, n in zip(chunks, arr.shape)]  # n split into as many chunks, evenly
+        chunks = [min(n, -(-c // f) * f) for c, f, n in zip(even, multiple, arr.shape)]
     return arr.rechunk(tuple(chunks))
 
 
@@ -500,14 +507,18 @@ def _kth_values(image, within, upper, ks, scheduler=None, *, stats=None) -> list
     return [out[k] for k in ks]
 
 
-def threshold_value(image, method, *, within=None, min_signal_ratio: float = 0.0, scheduler=None) -> float:
+def threshold_value(image, method, *, within=None, min_signal_ratio: float = 0.0, scheduler=None,
+                    gather: bool = False) -> float:
     """`classic.threshold_value` on a dask array, from global histograms (same value).
 
     Otsu, multi-Otsu and Yen are computed from the sum of per-block 256-bin
     histograms over the global range, which equals the whole-image histogram;
     the autofluorescence floor (``min_signal_ratio``) needs the median of the dim
     Otsu class, found exactly by narrowing histograms. Li and triangle need all
-    voxels and are not available here.
+    voxels and are not available here. With ``gather=True`` (for an image held in
+    memory anyway) the voxels within the mask are gathered in one pass and
+    `classic.threshold_value` runs on them: the same value (histograms and the median
+    do not depend on the voxels' order) without the passes of the narrowing.
 
     Examples
     --------
@@ -523,6 +534,14 @@ def threshold_value(image, method, *, within=None, min_signal_ratio: float = 0.0
             f"{sorted(_HIST_METHODS)} or a fixed value (segment.<role>.threshold in the config)."
         )
     image = da.asarray(image)
+    if gather:
+        values = np.zeros(0, image.dtype)
+        if within is not None:
+            w = da.asarray(within).astype(bool).rechunk(image.chunks)
+            values = _reduce(image, w, lambda b, ww: b[ww], combine=np.concatenate, scheduler=scheduler)
+        if values.size == 0:  # no mask, or an empty one: every voxel (as classic.threshold_value)
+            values = _reduce(image, None, lambda b, ww: b.ravel(), combine=np.concatenate, scheduler=scheduler)
+        return classic.threshold_value(values, method, min_signal_ratio=min_signal_ratio)
     w = None
     if within is not None:
         w = da.asarray(within).astype(bool).rechunk(image.chunks)
@@ -710,59 +729,45 @@ def _smoothed_on_disk(arr, spacing, params, ws, scheduler) -> da.Array:
 _KEY_STRIDE = 1 << 20  # seeds per component at most
 
 
-def _split_block(cc_ov, origin, core, image_shape, spacing, params):
+def _split_block(cc_ov, origin, core, image_shape, spacing, params, gboxes):
     """Watershed split of every component that meets this block's core (computed on its own box).
 
     ``cc_ov`` is the block with its halo (global component labels), ``origin`` its
-    global start, ``core`` the slices of the block proper inside ``cc_ov``.
-    Returns int64 keys ``component * 2**20 + seed`` for the core, and, for the
-    components whose bounding box starts in this core, their number of seeds.
+    global start, ``core`` the slices of the block proper inside ``cc_ov``, ``gboxes``
+    the global bounding boxes of all components (start, stop: from the labelling plan).
+    Returns int64 keys ``component * 2**20 + seed`` for the core, for the components
+    whose bounding box starts in this core their number of seeds, and the components
+    that reach the window's edge inside the image (split later in their own box).
     """
     keys = np.zeros(tuple(s.stop - s.start for s in core), np.int64)
-    ids = np.unique(cc_ov[tuple(core)])
-    ids = ids[ids > 0]
-    seeds, deferred = {}, []
+    core_labels = cc_ov[tuple(core)]
+    ids = np.unique(core_labels[core_labels > 0]).astype(np.int64)
     if ids.size == 0:
-        return keys, seeds, deferred
-    # components meeting the core, numbered 1..len(ids) locally (others 0)
-    valid = (cc_ov > 0)
-    pos = np.searchsorted(ids, cc_ov[valid])
-    ok = (pos < ids.size)
-    ok[ok] = ids[pos[ok]] == cc_ov[valid][ok]
-    local = np.zeros(cc_ov.shape, np.int32)
-    vals = np.zeros(pos.size, np.int32)
-    vals[ok] = pos[ok] + 1
-    local[valid] = vals
-    boxes = ndi.find_objects(local, max_label=ids.size)
-    sel, sel_boxes = [], []
-    for j, sl in enumerate(boxes, 1):
-        cut = any((s.start == 0 and origin[ax] > 0)
-                  or (s.stop == cc_ov.shape[ax] and origin[ax] + cc_ov.shape[ax] < image_shape[ax])
-                  for ax, s in enumerate(sl))
-        if cut:
-            # larger than the halo: split later on the driver, in the component's own box
-            deferred.append(int(ids[j - 1]))
-        else:
-            sel.append(j)
-            sel_boxes.append(sl)
-    if not sel:
-        return keys, seeds, deferred
-    # each component's distance map in its own box grown by one voxel, clipped only at the image edge
-    # (a component touching a block edge inside the image was deferred above)
-    vox, comp, seed, n_seeds = classic.split_components(local, np.asarray(sel), sel_boxes, spacing,
-                                                        params.split_min_distance_um)
-    # the voxels in the core (window coordinates -> core coordinates)
+        return keys, {}, []
+    origin = np.asarray(origin, np.int64)
+    lo, hi = gboxes[0][ids - 1] - origin, gboxes[1][ids - 1] - origin  # window coordinates
+    wshape = np.asarray(cc_ov.shape)
+    inner_lo = origin > 0  # a window edge inside the image
+    inner_hi = origin + wshape < np.asarray(image_shape)
+    cut = (((lo <= 0) & inner_lo) | ((hi >= wshape) & inner_hi)).any(axis=1)
+    deferred = ids[cut].tolist()  # larger than the halo: split on the driver, in their own box
+    sel, lo, hi = ids[~cut], lo[~cut], hi[~cut]
+    if sel.size == 0:
+        return keys, {}, deferred
+    boxes = [tuple(slice(int(a), int(b)) for a, b in zip(l, h)) for l, h in zip(lo, hi)]
+    vox, comp, seed, n_seeds = classic.split_components(cc_ov, sel, boxes, spacing, params.split_min_distance_um)
+    # the voxels in the core, window -> core coordinates
     pos = np.unravel_index(vox, cc_ov.shape)
     inside = seed > 0
     for p, c in zip(pos, core):
         inside &= (p >= c.start) & (p < c.stop)
-    at = tuple(p[inside] - c.start for p, c in zip(pos, core))
-    gids = ids[np.asarray(sel)[comp[inside] - 1] - 1].astype(np.int64)
-    keys[at] = gids * _KEY_STRIDE + seed[inside].astype(np.int64)
-    for j, sl, n in zip(sel, sel_boxes, n_seeds):
-        # ownership: the core that contains the component's bounding-box start
-        if all(c.start <= s.start < c.stop for s, c in zip(sl, core)):
-            seeds[int(ids[j - 1])] = int(n)
+    keys[tuple(p[inside] - c.start for p, c in zip(pos, core))] = \
+        sel[comp[inside] - 1] * _KEY_STRIDE + seed[inside].astype(np.int64)
+    # ownership: the core that contains the component's bounding-box start
+    c0 = np.array([c.start for c in core])
+    c1 = np.array([c.stop for c in core])
+    own = ((lo >= c0) & (lo < c1)).all(axis=1)
+    seeds = {int(g): int(n) for g, n in zip(sel[own], n_seeds[own])}
     return keys, seeds, deferred
 
 
@@ -855,7 +860,7 @@ def segment_cells(channel, spacing_um, params: RoleSegmentation, *, within=None,
             img = _smoothed_on_disk(arr, spacing, params, ws, scheduler)
         w = None if within is None else da.asarray(within).astype(bool).rechunk(img.chunks)
         t = threshold_value(img, params.threshold, within=w, min_signal_ratio=params.min_signal_ratio,
-                            scheduler=scheduler)
+                            scheduler=scheduler, gather=ws is None)
         mask = img > t
         filled = fill_holes(mask, scheduler=scheduler)
         # cached: read by the labelling plan and again by its lookup (each would redo the fill)
@@ -929,34 +934,33 @@ def _local_threads(scheduler) -> bool:
     return get is None or get is dask.threaded.get
 
 
-def _split_all(cc, halo, spacing, params, ws, scheduler, cc_path=None, plan=None):
+def _split_all(cc, halo, spacing, params, ws, scheduler, cc_path, plan):
     # The halo may span several chunks: each block reads its own window of the (lazy) labels.
     depth = {a: min(h, n) for a, (h, n) in enumerate(zip(halo, cc.shape))}
     starts = [np.r_[0, np.cumsum(c)] for c in cc.chunks]
     boxes = {}
     early = {}
     pool = None
-    if plan is not None and plan.boxes is not None:
-        for gid in _deferred_ids(plan, cc, depth):
-            lo, hi = plan.boxes[0][gid - 1], plan.boxes[1][gid - 1]
-            boxes[gid] = classic.grow_box(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), cc.shape)
-        if boxes and ws is None and _local_threads(scheduler):
-            # A component larger than the overlap (up to the whole image) is split in one call
-            # (distance transform, watershed: compiled code that releases the GIL); started now,
-            # in a thread of its own, it runs while the blocks are split instead of after them.
-            # Not on disk: there its crop would add to the memory bound of the block pass.
-            from concurrent.futures import ThreadPoolExecutor
+    for gid in _deferred_ids(plan, cc, depth):
+        lo, hi = plan.boxes[0][gid - 1], plan.boxes[1][gid - 1]
+        boxes[gid] = classic.grow_box(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), cc.shape)
+    if boxes and ws is None and _local_threads(scheduler):
+        # A component larger than the overlap (up to the whole image) is split in one call
+        # (distance transform, watershed: compiled code that releases the GIL); started now,
+        # in a thread of its own, it runs while the blocks are split instead of after them.
+        # Not on disk: there its crop would add to the memory bound of the block pass.
+        from concurrent.futures import ThreadPoolExecutor
 
-            pool = ThreadPoolExecutor(1, thread_name_prefix="lungtrack-split")
-            early = {gid: pool.submit(_split_deferred, cc, gid, box, spacing, params) for gid, box in boxes.items()}
+        pool = ThreadPoolExecutor(1, thread_name_prefix="lungtrack-split")
+        early = {gid: pool.submit(_split_deferred, cc, gid, box, spacing, params) for gid, box in boxes.items()}
     try:
-        return _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, boxes, early)
+        return _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, boxes, early, plan.boxes)
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, boxes, early):
+def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, boxes, early, gboxes):
     key_blocks = np.empty(cc.numblocks, dtype=object)
     stats = []
     if cc_path is not None:
@@ -973,13 +977,13 @@ def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, bo
         core = tuple(slice(bstart[a] - origin[a], bstart[a] - origin[a] + bshape[a]) for a in range(cc.ndim))
         wsl = tuple(slice(o, e) for o, e in zip(origin, stop))
         if cc_path is None:
-            res = dask.delayed(_split_block, nout=3)(cc[wsl], origin, core, cc.shape, spacing, params)
+            res = dask.delayed(_split_block, nout=3)(cc[wsl], origin, core, cc.shape, spacing, params, gboxes)
             key_blocks[i] = da.from_delayed(res[0], shape=tuple(bshape), dtype=np.int64)
             stats.append(dask.delayed(lambda r: (r[1], _key_counts(r[0]), r[2]))(res))
         else:  # each task reads its own window and writes its keys: nothing shared is held in memory
             dst = tuple(slice(b, b + n) for b, n in zip(bstart, bshape))
             stats.append(dask.delayed(_split_window)(cc_path, wsl, keys_path, dst, origin, core, cc.shape, spacing,
-                                                     params))
+                                                     params, gboxes))
     if cc_path is None:
         keys = da.block(key_blocks.tolist())
         (keys,), stats = _materialize([keys], stats, ws, scheduler, name="keys")
@@ -997,10 +1001,6 @@ def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, bo
         # a block whose window held a deferred component whole counted it too: the driver's count replaces it
         dset = np.asarray(deferred, np.int64)
         counts = [(k[~np.isin(k // _KEY_STRIDE, dset)], c[~np.isin(k // _KEY_STRIDE, dset)]) for k, c in counts]
-        missing = [g for g in deferred if g not in boxes]  # none when the plan gave the boxes
-        if missing:
-            for gid, (lo, hi) in zip(missing, _bounding_boxes(cc, np.asarray(missing, np.int64), scheduler)):
-                boxes[gid] = classic.grow_box(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), cc.shape)
         for gid in deferred:
             if gid in early:
                 lab, n_seeds, kc = early[gid].result()
@@ -1010,32 +1010,6 @@ def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, bo
             counts.append(kc)
             patches.append((boxes[gid], gid, lab))
     return keys, counts, seeds, patches
-
-
-def _bboxes_block(block, ids, start):
-    lo = np.full((ids.size, block.ndim), np.iinfo(np.int64).max, np.int64)
-    hi = np.full((ids.size, block.ndim), -1, np.int64)
-    hit = np.isin(block, ids)
-    if hit.any():
-        coords = np.nonzero(hit)
-        j = np.searchsorted(ids, block[hit])
-        for ax, c in enumerate(coords):
-            g = c + start[ax]
-            np.minimum.at(lo[:, ax], j, g)
-            np.maximum.at(hi[:, ax], j, g + 1)
-    return lo, hi
-
-
-def _bounding_boxes(cc, ids, scheduler):
-    """Global bounding boxes (start, stop per axis) of the given component ids, from per-block min/max."""
-    starts = [np.r_[0, np.cumsum(c)] for c in cc.chunks]
-    blocks = cc.to_delayed()
-    tasks = [dask.delayed(_bboxes_block)(blocks[i], ids, tuple(int(starts[a][i[a]]) for a in range(cc.ndim)))
-             for i in np.ndindex(*cc.numblocks)]
-    parts = dask.compute(*tasks, scheduler=scheduler)
-    lo = np.min([p[0] for p in parts], axis=0)
-    hi = np.max([p[1] for p in parts], axis=0)
-    return [(tuple(a), tuple(b)) for a, b in zip(lo, hi)]
 
 
 def _apply_patches(keys, cc_block, start, patches):
@@ -1302,6 +1276,79 @@ def tissue_mask_reduced(channels, spacing_um, params, *, max_voxels: int = 4096 
 
     assert len(spatial_shape) == nd
     return da.map_blocks(up, dtype=bool, chunks=chunks, meta=np.zeros((0,) * nd, bool))
+
+
+@dataclass
+class RoleResult:
+    """One role of `segment_roles`: the chunked segmentation and its objects table."""
+
+    segmentation: ChunkedSegmentation
+    objects: pd.DataFrame
+
+
+def segment_roles(channels: dict, spacing_um, params: dict, *, within=None, intensities=None, label_paths=None,
+                  sample_id=None, chunks=None, overlap_um=None, tmpdir=None, scheduler=None) -> dict:
+    """`segment_cells`, `measure_objects` and `write_labels` for several cell roles of one image.
+
+    With dask's local threaded scheduler and intermediates in memory, the roles run
+    at the same time and share one pool of worker threads: when one role waits at a
+    step that needs all its chunks (a threshold, the labelling plan), the workers
+    take another role's chunks instead of idling. Each role's result is the same as
+    segmenting it alone. Otherwise (another scheduler, or ``tmpdir``: bounded
+    memory) they run one after the other.
+
+    Parameters
+    ----------
+    channels : dict of role -> dask array
+        (Y, X) or (Z, Y, X) intensities per role (``msc``, ``macrophage``, ``nuclei``).
+    spacing_um : sequence of 3 float
+        Voxel size (z, y, x) in um; z is ignored for 2D channels.
+    params : dict of role -> RoleSegmentation
+    within : dask array of bool, optional
+        Tissue mask (thresholds are computed within it).
+    intensities : dict of name -> dask array, optional
+        Channels whose mean intensity goes into every role's objects table.
+    label_paths : dict of role -> path, optional
+        Where to write each role's labels (tiled OME-TIFF or ``.zarr``).
+    sample_id, chunks, overlap_um, tmpdir, scheduler
+        As in `segment_cells` and `measure_objects`.
+
+    Returns
+    -------
+    dict of role -> RoleResult
+
+    Examples
+    --------
+    >>> img = np.zeros((64, 64)); img[10:30, 10:30] = 100; img[40:60, 35:55] = 80
+    >>> p = RoleSegmentation(min_diameter_um=5, background_radius_um=30)
+    >>> out = segment_roles({"msc": da.from_array(img, chunks=32)}, (1.0, 1.0, 1.0), {"msc": p}, overlap_um=25)
+    >>> out["msc"].segmentation.n_objects, len(out["msc"].objects)
+    (2, 2)
+    """
+    spacing = tuple(float(s) for s in spacing_um)
+
+    def one(role):
+        ch = channels[role]
+        sp = spacing if ch.ndim == 3 else spacing[1:]
+        res = segment_cells(ch, sp, params[role], within=within, chunks=chunks, overlap_um=overlap_um,
+                            tmpdir=tmpdir, scheduler=scheduler)
+        table = measure_objects(res.labels, spacing, intensities=intensities if intensities is not None else
+                                {role: ch}, role=role, sample_id=sample_id, scheduler=scheduler)
+        if label_paths and role in label_paths:
+            write_labels(label_paths[role], res.labels, spacing, scheduler=scheduler)
+        return RoleResult(res, table)
+
+    roles = list(channels)
+    if len(roles) < 2 or tmpdir is not None or not _local_threads(scheduler):
+        return {r: one(r) for r in roles}
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = dask.config.get("num_workers", None) or os.cpu_count() or 1
+    with ThreadPoolExecutor(n, thread_name_prefix="lungtrack-chunks") as pool, \
+            ThreadPoolExecutor(len(roles), thread_name_prefix="lungtrack-role") as per_role, \
+            dask.config.set(pool=pool, scheduler="threads"):
+        futures = {r: per_role.submit(one, r) for r in roles}
+        return {r: f.result() for r, f in futures.items()}
 
 
 def _nested_scheduler():

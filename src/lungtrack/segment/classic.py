@@ -345,7 +345,23 @@ def _split_packed(cc, ids, start, stop, spacing_um, min_distance_um):
     many = np.flatnonzero(n_per > 1) + 1
     if many.size:
         seed_canvas = np.zeros(canvas_shape, np.int32)
-        for j in many:
+        # skimage's heap gives every marker age 0, so markers of equal value are popped in an order
+        # that depends on the whole heap. A component whose seeds all differ in value floods the same
+        # whatever else is in the heap: those share one watershed call; the others get their own.
+        pv = dist[tuple(peaks.T)] if len(peaks) else np.zeros(0)
+        o = np.lexsort((pv, comp_of))
+        tie = (comp_of[o][1:] == comp_of[o][:-1]) & (pv[o][1:] == pv[o][:-1])
+        tied = np.zeros(k + 1, bool)
+        tied[comp_of[o][1:][tie]] = True
+        shared = many[~tied[many]]
+        if shared.size:
+            in_shared = np.zeros(k + 1, bool)
+            in_shared[shared] = True
+            markers = np.zeros(canvas_shape, np.int32)
+            sel = in_shared[comp_of]
+            markers[tuple(peaks[sel].T)] = rank[sel]
+            seed_canvas = segmentation.watershed(-dist, markers, mask=in_shared[lab]).astype(np.int32)
+        for j in many[tied[many]]:
             slot = tuple(slice(o, o + n) for o, n in zip(org[j - 1], size[j - 1]))
             mask_j = lab[slot] == j
             markers = np.zeros(mask_j.shape, np.int32)
