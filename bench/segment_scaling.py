@@ -187,7 +187,7 @@ def label_bench(src, size):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=4096)
-    ap.add_argument("--chunk", type=int, default=1024)
+    ap.add_argument("--chunk", type=int, default=2048, help="chunk size in px (the default of run.chunk_size_px)")
     ap.add_argument("--stack", action="store_true", help="the 32 x 2048 x 2048 z-stack instead of the 2D section")
     ap.add_argument("--no-label-bench", action="store_true")
     ap.add_argument("--no-split", action="store_true",

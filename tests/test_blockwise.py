@@ -149,7 +149,7 @@ def test_deferred_components_are_known_from_the_plan(shape, chunks, halo):
     ref, n = ndi.label(m, structure=full)
     boxes = ndi.find_objects(ref)
     assert plan.n == n and [tuple(slice(a, b) for a, b in zip(lo, hi)) for lo, hi in zip(*plan.boxes)] == boxes
-    cc = bw._apply_plan(mask, full, bw._label_lookup, plan, np.int32).persist()
+    cc = bw._apply_plan(mask, full, bw._relabel_block, plan, np.int32).persist()
     depth = {a: min(h, s) for a, (h, s) in enumerate(zip(halo, shape))}
     starts = [np.r_[0, np.cumsum(c)] for c in cc.chunks]
     predicted = bw._deferred_ids(plan, cc, depth)

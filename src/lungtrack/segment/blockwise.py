@@ -41,6 +41,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -81,10 +82,11 @@ def _structure(ndim: int, structure=None, connectivity: int | None = None) -> np
     return ndi.generate_binary_structure(ndim, connectivity or 1)
 
 
-def _label_block(block: np.ndarray, structure: np.ndarray, boxes: bool = False):
-    """Stage 1 for one block: local labels -> (count, raster index of each label's first voxel, faces[, boxes]).
+def _label_block(block: np.ndarray, structure: np.ndarray, boxes: bool = False, keep: bool = False):
+    """Stage 1 for one block: local labels -> (count, raster index of each label's first voxel, faces[, boxes][, labels]).
 
-    With ``boxes``, also each local label's bounding box as (start, stop) arrays of shape (n, ndim).
+    With ``boxes``, also each local label's bounding box as (start, stop) arrays of shape (n, ndim);
+    with ``keep``, the local label image itself (stage 3 then needs no second labelling).
     """
     lab, n = ndi.label(block, structure=structure)
     flat = lab.ravel()
@@ -102,16 +104,19 @@ def _label_block(block: np.ndarray, structure: np.ndarray, boxes: bool = False):
     for ax in range(block.ndim):
         faces[(ax, 0)] = np.take(lab, 0, axis=ax).copy()
         faces[(ax, 1)] = np.take(lab, lab.shape[ax] - 1, axis=ax).copy()
-    if not boxes:
-        return n, first, faces
-    sl = ndi.find_objects(lab, max_label=n)
-    lo = np.array([[s.start for s in t] for t in sl], np.int64).reshape(n, block.ndim)
-    hi = np.array([[s.stop for s in t] for t in sl], np.int64).reshape(n, block.ndim)
-    return n, first, faces, (lo, hi)
+    out = (n, first, faces)
+    if boxes:
+        sl = ndi.find_objects(lab, max_label=n)
+        lo = np.array([[s.start for s in t] for t in sl], np.int64).reshape(n, block.ndim)
+        hi = np.array([[s.stop for s in t] for t in sl], np.int64).reshape(n, block.ndim)
+        out += ((lo, hi),)
+    return out + (lab,) if keep else out
 
 
-def _relabel_block(block: np.ndarray, structure: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    lab, _ = ndi.label(block, structure=structure)
+def _relabel_block(block: np.ndarray, structure: np.ndarray, lut: np.ndarray, lab=None) -> np.ndarray:
+    """Stage 3 for one block: its global labels (``lab``: its local labels, if kept from stage 1)."""
+    if lab is None:
+        lab, _ = ndi.label(block, structure=structure)
     return lut[lab]
 
 
@@ -121,16 +126,19 @@ class _LabelPlan:
     n: int
     border: np.ndarray  # global labels with a voxel on the image border (axes given)
     boxes: tuple | None = None  # (start, stop) arrays (n, ndim): global bounding box of label i + 1
+    labels: dict | None = None  # block index -> local label image (kept from stage 1), or None
 
 
-def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), scheduler=None, boxes=False) -> _LabelPlan:
+def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), scheduler=None, boxes=False,
+                 keep=False) -> _LabelPlan:
     """Stages 1 and 2 of exact labelling: per-block counts and faces -> global lookup tables.
 
-    With ``boxes``, also every component's global bounding box (from the blocks' own boxes).
+    With ``boxes``, also every component's global bounding box (from the blocks' own boxes);
+    with ``keep``, the blocks' local label images (in the driver's memory: local schedulers only).
     """
     blocks = mask.to_delayed()
     idx_list = list(np.ndindex(*mask.numblocks))
-    tasks = [dask.delayed(_label_block)(blocks[i], structure, boxes) for i in idx_list]
+    tasks = [dask.delayed(_label_block)(blocks[i], structure, boxes, keep) for i in idx_list]
     results = dask.compute(*tasks, scheduler=scheduler)
     res = dict(zip(idx_list, results))
     starts = [np.r_[0, np.cumsum(c)] for c in mask.chunks]
@@ -222,7 +230,8 @@ def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), schedule
                 np.minimum.at(glo, g, lo + start)
                 np.maximum.at(ghi, g, hi + start)
         gboxes = (glo, ghi)
-    return _LabelPlan(luts=luts, n=int(ncomp), border=border, boxes=gboxes)
+    kept = {i: res[i][-1] for i in idx_list} if keep else None
+    return _LabelPlan(luts=luts, n=int(ncomp), border=border, boxes=gboxes, labels=kept)
 
 
 def _apply_plan(mask: da.Array, structure, func, plan: _LabelPlan, dtype) -> da.Array:
@@ -231,7 +240,8 @@ def _apply_plan(mask: da.Array, structure, func, plan: _LabelPlan, dtype) -> da.
     out = np.empty(mask.numblocks, dtype=object)
     for i in np.ndindex(*mask.numblocks):
         shape = tuple(mask.chunks[a][i[a]] for a in range(mask.ndim))
-        d = dask.delayed(func)(blocks[i], structure, plan.luts[i])
+        kept = () if plan.labels is None else (plan.labels[i],)
+        d = dask.delayed(func)(blocks[i], structure, plan.luts[i], *kept)
         out[i] = da.from_delayed(d, shape=shape, dtype=dtype)
     return da.block(out.tolist())
 
@@ -282,12 +292,13 @@ def label(mask, structure=None, *, connectivity: int | None = None, scheduler=No
     return _apply_plan(mask, st, _relabel_block, plan, dtype), plan.n
 
 
-def _fill_block(block, structure, is_hole):
-    lab, _ = ndi.label(~block, structure=structure)
+def _fill_block(block, structure, is_hole, lab=None):
+    if lab is None:
+        lab, _ = ndi.label(~block, structure=structure)
     return block | is_hole[lab]
 
 
-def fill_holes(mask, *, scheduler=None) -> da.Array:
+def fill_holes(mask, *, scheduler=None, keep_labels: bool = False) -> da.Array:
     """`scipy.ndimage.binary_fill_holes` chunk by chunk (per z-slice for 3D, as `classic`).
 
     A hole is a background component (face connectivity) that does not touch the
@@ -306,7 +317,7 @@ def fill_holes(mask, *, scheduler=None) -> da.Array:
         st = np.zeros((3, 3, 3), bool)
         st[1] = ndi.generate_binary_structure(2, 1)
         axes = (1, 2)
-    plan = _plan_labels(~mask, st, border_axes=axes, scheduler=scheduler)
+    plan = _plan_labels(~mask, st, border_axes=axes, scheduler=scheduler, keep=keep_labels)
     hole = np.ones(plan.n + 1, bool)
     hole[0] = False
     hole[plan.border] = False
@@ -754,8 +765,7 @@ def _split_block(cc_ov, origin, core, image_shape, spacing, params, gboxes):
     sel, lo, hi = ids[~cut], lo[~cut], hi[~cut]
     if sel.size == 0:
         return keys, {}, deferred
-    boxes = [tuple(slice(int(a), int(b)) for a, b in zip(l, h)) for l, h in zip(lo, hi)]
-    vox, comp, seed, n_seeds = classic.split_components(cc_ov, sel, boxes, spacing, params.split_min_distance_um)
+    vox, comp, seed, n_seeds = classic.split_components(cc_ov, sel, (lo, hi), spacing, params.split_min_distance_um)
     # the voxels in the core, window -> core coordinates
     pos = np.unravel_index(vox, cc_ov.shape)
     inside = seed > 0
@@ -784,11 +794,6 @@ def _lookup(keys, table_keys, table_vals):
         pos = np.minimum(np.searchsorted(table_keys, k), table_keys.size - 1)
         out[fg] = np.where(table_keys[pos] == k, table_vals[pos], 0)
     return out
-
-
-def _label_lookup(block, structure, lut):
-    lab, _ = ndi.label(block, structure=structure)
-    return lut[lab]
 
 
 @dataclass
@@ -862,22 +867,25 @@ def segment_cells(channel, spacing_um, params: RoleSegmentation, *, within=None,
         t = threshold_value(img, params.threshold, within=w, min_signal_ratio=params.min_signal_ratio,
                             scheduler=scheduler, gather=ws is None)
         mask = img > t
-        filled = fill_holes(mask, scheduler=scheduler)
+        # in memory, each block's labels from the plan's first pass are kept for the lookup (one labelling, not two)
+        keep = ws is None and _local(scheduler)
+        filled = fill_holes(mask, scheduler=scheduler, keep_labels=keep)
         # cached: read by the labelling plan and again by its lookup (each would redo the fill)
         (filled,), _ = _materialize([filled], [], ws, scheduler, name="filled")
         full = np.ones((3,) * arr.ndim, bool)
         if params.split_touching:
-            plan = _plan_labels(filled, full, scheduler=scheduler, boxes=True)
-            cc = _apply_plan(filled, full, _label_lookup, plan, next(iter(plan.luts.values())).dtype)
+            plan = _plan_labels(filled, full, scheduler=scheduler, boxes=True, keep=keep)
+            cc = _apply_plan(filled, full, _relabel_block, plan, next(iter(plan.luts.values())).dtype)
             # cached: every split window reads its neighbours' labels
             (cc,), _ = _materialize([cc], [], ws, scheduler, name="components")
+            plan.labels = None
             cc_path = None if ws is None else os.path.join(ws, "components0.zarr")
             keys, counts, seeds, patches = _split_all(cc, halo, spacing, params, ws, scheduler, cc_path, plan)
             keys = _patched_keys(keys, cc, patches)
             labels, n = _number(keys, counts, seeds, plan.n, spacing, params, ws, scheduler)
         else:
-            plan = _plan_labels(filled, full, scheduler=scheduler)
-            cc = _apply_plan(filled, full, _label_lookup, plan, np.int64)
+            plan = _plan_labels(filled, full, scheduler=scheduler, keep=keep)
+            cc = _apply_plan(filled, full, _relabel_block, plan, np.int64)
             parts = _reduce(cc, None, lambda b, w: _key_counts(b), combine=lambda p: p, scheduler=scheduler)
             labels, n = _size_filter(cc, parts, spacing, params, ws, scheduler, key_is_label=True)
         # cached: measuring and writing each read the labels (else each redoes patches and lookups)
@@ -928,10 +936,26 @@ def _split_deferred(cc, gid, box, spacing, params):
     return lab, n_seeds, (np.int64(gid) * _KEY_STRIDE + u.astype(np.int64), c)
 
 
+def _n_threads(scheduler) -> int:
+    """Worker threads of a local threaded scheduler (1 for any other)."""
+    if not _local_threads(scheduler):
+        return 1
+    pool = getattr(dask.base.get_scheduler(scheduler=scheduler), "keywords", {}).get("pool")
+    if pool is not None:
+        return int(pool._max_workers)
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
+def _local(scheduler) -> bool:
+    """Whether ``scheduler`` runs in this process (threads or synchronous): results need no transfer."""
+    get = dask.base.get_scheduler(scheduler=scheduler)
+    return _local_threads(scheduler) or get is dask.local.get_sync
+
+
 def _local_threads(scheduler) -> bool:
     """Whether ``scheduler`` is dask's local threaded scheduler (the default for arrays)."""
     get = dask.base.get_scheduler(scheduler=scheduler)
-    return get is None or get is dask.threaded.get
+    return get is None or getattr(get, "func", get) is dask.threaded.get
 
 
 def _split_all(cc, halo, spacing, params, ws, scheduler, cc_path, plan):
@@ -1216,9 +1240,10 @@ def write_labels(path, labels, spacing_um, *, scheduler=None) -> None:
             "PhysicalSizeY": spacing[1], "PhysicalSizeYUnit": "µm"}
     if labels.ndim == 3:
         meta.update(PhysicalSizeZ=spacing[0], PhysicalSizeZUnit="µm")
+    # tiles are compressed by as many threads as the scheduler has (zlib releases the GIL)
     tifffile.imwrite(path, tiles(), shape=labels.shape, dtype=np.uint32, tile=(ty, tx), ome=True, metadata=meta,
                      compression="zlib", photometric="minisblack", resolution=(1.0 / spacing[2], 1.0 / spacing[1]),
-                     resolutionunit="MICROMETER")
+                     resolutionunit="MICROMETER", maxworkers=_n_threads(scheduler))
 
 
 def _plane_tiles(rows: np.ndarray, ty: int, tx: int):
@@ -1278,6 +1303,16 @@ def tissue_mask_reduced(channels, spacing_um, params, *, max_voxels: int = 4096 
     return da.map_blocks(up, dtype=bool, chunks=chunks, meta=np.zeros((0,) * nd, bool))
 
 
+_BYTES_PER_VOXEL = 40  # a role's in-memory intermediates: smoothed, filled, components, keys, labels
+
+
+def _physical_memory() -> float:
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 8e9
+
+
 @dataclass
 class RoleResult:
     """One role of `segment_roles`: the chunked segmentation and its objects table."""
@@ -1294,8 +1329,9 @@ def segment_roles(channels: dict, spacing_um, params: dict, *, within=None, inte
     at the same time and share one pool of worker threads: when one role waits at a
     step that needs all its chunks (a threshold, the labelling plan), the workers
     take another role's chunks instead of idling. Each role's result is the same as
-    segmenting it alone. Otherwise (another scheduler, or ``tmpdir``: bounded
-    memory) they run one after the other.
+    segmenting it alone. Otherwise (another scheduler, ``tmpdir``: bounded memory, or
+    intermediates of all roles above half the machine's memory) they run one after
+    the other.
 
     Parameters
     ----------
@@ -1327,7 +1363,7 @@ def segment_roles(channels: dict, spacing_um, params: dict, *, within=None, inte
     """
     spacing = tuple(float(s) for s in spacing_um)
 
-    def one(role):
+    def one(role, scheduler):
         ch = channels[role]
         sp = spacing if ch.ndim == 3 else spacing[1:]
         res = segment_cells(ch, sp, params[role], within=within, chunks=chunks, overlap_um=overlap_um,
@@ -1338,16 +1374,38 @@ def segment_roles(channels: dict, spacing_um, params: dict, *, within=None, inte
             write_labels(label_paths[role], res.labels, spacing, scheduler=scheduler)
         return RoleResult(res, table)
 
+    def read_once(sched):
+        # in memory anyway: read each input once (every step and the measurements would read it again)
+        nonlocal channels, intensities, within
+        if tmpdir is not None or not _local(sched):
+            return
+        names = list(channels)
+        extra = [] if intensities is None else list(intensities)
+        arrs = dask.persist(*[da.asarray(channels[r]) for r in names],
+                            *[da.asarray(intensities[k]) for k in extra],
+                            *([] if within is None else [da.asarray(within)]), scheduler=sched)
+        channels = dict(zip(names, arrs[:len(names)]))
+        if intensities is not None:
+            intensities = dict(zip(extra, arrs[len(names):len(names) + len(extra)]))
+        if within is not None:
+            within = arrs[-1]
+
     roles = list(channels)
-    if len(roles) < 2 or tmpdir is not None or not _local_threads(scheduler):
-        return {r: one(r) for r in roles}
+    n_vox = max((int(np.prod(channels[r].shape)) for r in roles), default=0)
+    if len(roles) < 2 or tmpdir is not None or not _local_threads(scheduler) or \
+            n_vox * _BYTES_PER_VOXEL * len(roles) > 0.5 * _physical_memory():
+        read_once(scheduler)
+        return {r: one(r, scheduler) for r in roles}
     from concurrent.futures import ThreadPoolExecutor
 
     n = dask.config.get("num_workers", None) or os.cpu_count() or 1
     with ThreadPoolExecutor(n, thread_name_prefix="lungtrack-chunks") as pool, \
-            ThreadPoolExecutor(len(roles), thread_name_prefix="lungtrack-role") as per_role, \
-            dask.config.set(pool=pool, scheduler="threads"):
-        futures = {r: per_role.submit(one, r) for r in roles}
+            ThreadPoolExecutor(len(roles), thread_name_prefix="lungtrack-role") as per_role:
+        # the pool goes with each call, not into dask's global config: other images may be
+        # segmented at the same time in other threads
+        shared = functools.partial(dask.threaded.get, pool=pool)
+        read_once(shared)
+        futures = {r: per_role.submit(one, r, shared) for r in roles}
         return {r: f.result() for r, f in futures.items()}
 
 
@@ -1409,20 +1467,15 @@ def process_large_sample(img, sample, config, labels_dir=None) -> dict:
         tissue_src = data if ref is None else data[img.channel_index(ref)][None]
         tissue = tissue_mask_reduced(tissue_src, sp, cfg.segment.tissue, scheduler=sched).rechunk(chunks)
         chans = {name: data[i] for i, name in enumerate(img.channel_names)}
-        labels, objects, counts = {}, [], {}
-        for role in ("nuclei", "msc", "macrophage"):
-            ch_ref = getattr(cfg.channels, role)
-            if ch_ref is None:
-                continue
-            res = segment_cells(data[img.channel_index(ch_ref)], sp, getattr(cfg.segment, role), within=tissue,
-                                chunks=chunks, overlap_um=cfg.run.chunk_overlap_um, tmpdir=tmpdir, scheduler=sched)
-            labels[role] = res.labels
-            counts[role] = res.n_objects
-            objects.append(measure_objects(res.labels, spacing, intensities=chans, role=role,
-                                           sample_id=sample.sample_id, scheduler=sched))
-            if labels_dir is not None:
-                write_labels(os.path.join(labels_dir, f"{sample.sample_id}_{role}.tif"), res.labels, spacing,
-                             scheduler=sched)
+        roles = [r for r in ("nuclei", "msc", "macrophage") if getattr(cfg.channels, r) is not None]
+        paths = None if labels_dir is None else \
+            {r: os.path.join(labels_dir, f"{sample.sample_id}_{r}.tif") for r in roles}
+        done = segment_roles({r: data[img.channel_index(getattr(cfg.channels, r))] for r in roles}, spacing,
+                             {r: getattr(cfg.segment, r) for r in roles}, within=tissue, intensities=chans,
+                             label_paths=paths, sample_id=sample.sample_id, chunks=chunks,
+                             overlap_um=cfg.run.chunk_overlap_um, tmpdir=tmpdir, scheduler=sched)
+        objects = [done[r].objects for r in roles]
+        counts = {r: done[r].segmentation.n_objects for r in roles}
         if labels_dir is not None:
             write_labels(os.path.join(labels_dir, f"{sample.sample_id}_tissue.tif"), tissue, spacing, scheduler=sched)
         proj = tissue.any(axis=0) if three_d else tissue

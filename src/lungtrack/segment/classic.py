@@ -241,7 +241,8 @@ _PACK_MAX = 1 << 23  # voxels of boxes packed into one array at most
 def split_components(cc: np.ndarray, ids, boxes, spacing_um, min_distance_um: float):
     """`split_component` for many components of a label image at once.
 
-    ``ids`` are labels in ``cc`` and ``boxes`` their bounding boxes. Each component
+    ``ids`` are labels in ``cc`` and ``boxes`` their bounding boxes (tuples of slices, or
+    a pair of (start, stop) arrays of shape (len(ids), ndim)). Each component
     is split as `split_component` splits it in its bounding box grown by one voxel
     (so the result depends on the component only), but the boxes are packed side by
     side into one array (`_pack_boxes`), so that the distance transform, the maxima
@@ -263,13 +264,16 @@ def split_components(cc: np.ndarray, ids, boxes, spacing_um, min_distance_um: fl
         Seeds per component (at least 1).
     """
     spacing_um = tuple(float(s) for s in spacing_um)
-    k = len(boxes)
     ids = np.asarray(ids)
+    k = ids.size
     n_seeds = np.ones(k, np.int64)
     parts = []
     if k:
-        start = np.array([[b.start for b in sl] for sl in boxes], np.intp).reshape(k, cc.ndim)
-        stop = np.array([[b.stop for b in sl] for sl in boxes], np.intp).reshape(k, cc.ndim)
+        if isinstance(boxes, tuple) and len(boxes) == 2 and isinstance(boxes[0], np.ndarray):
+            start, stop = (np.asarray(b, np.intp).reshape(k, cc.ndim) for b in boxes)
+        else:
+            start = np.array([[b.start for b in sl] for sl in boxes], np.intp).reshape(k, cc.ndim)
+            stop = np.array([[b.stop for b in sl] for sl in boxes], np.intp).reshape(k, cc.ndim)
         vol = np.prod(np.minimum(stop + 1, cc.shape) - np.maximum(start - 1, 0), axis=1)
         for j in np.flatnonzero(vol > _PACK_MAX_BOX):  # a large box alone: no per-voxel index arrays
             box = tuple(slice(int(a), int(b)) for a, b in zip(np.maximum(start[j] - 1, 0),
