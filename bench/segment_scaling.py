@@ -1,6 +1,6 @@
 """Benchmark: chunked segmentation (1 and 2 threads) vs whole-image segmentation, same output.
 
-    python bench/segment_scaling.py [--size 4096] [--chunk 1024] [--stack] [--no-label-bench]
+    python bench/segment_scaling.py [--size 4096] [--chunk 2048] [--repeat 3] [--stack] [--no-split] [--no-label-bench]
 
 Input: a synthetic 3 x SIZE x SIZE uint16 lung section (tiles of
 `lungtrack.synthetic.simulate_section`, cached as zarr in $TMPDIR/lungtrack-bench);
@@ -190,6 +190,7 @@ def main():
     ap.add_argument("--chunk", type=int, default=2048, help="chunk size in px (the default of run.chunk_size_px)")
     ap.add_argument("--stack", action="store_true", help="the 32 x 2048 x 2048 z-stack instead of the 2D section")
     ap.add_argument("--no-label-bench", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per mode (the medians are compared)")
     ap.add_argument("--no-split", action="store_true",
                     help="without the watershed split: filter + threshold + fill + label + size filter + measure")
     args = ap.parse_args()
@@ -207,10 +208,21 @@ def main():
     print(f"input {shape} uint16 ({nbytes / 1e6:.0f} MB segmented), chunks {args.chunk} px, "
           f"roles {list(channels)}")
     work = Path(tempfile.mkdtemp(prefix="lt-scaling-"))
+    modes = ("whole", "chunked-1", "chunked-2")
+    runs = {m: [] for m in modes}
+    for rep in range(args.repeat):  # interleaved, so that a slow spell of the machine hits every mode
+        for mode in modes:
+            r = run_mode(src, work / mode, mode, args.chunk, spacing, channels, split=not args.no_split)
+            runs[mode].append(r)
+            print(f"  run {rep + 1}: {mode:10s} wall {r['seconds']:6.2f} s  CPU {r['cpu_s']:6.2f} s", flush=True)
     res = {}
-    for mode in ("whole", "chunked-1", "chunked-2"):
-        res[mode] = run_mode(src, work / mode, mode, args.chunk, spacing, channels, split=not args.no_split)
-        r = res[mode]
+    print(f"median of {args.repeat} run(s) per mode:")
+    for mode in modes:
+        r = dict(runs[mode][0])
+        r["seconds"] = float(np.median([x["seconds"] for x in runs[mode]]))
+        r["cpu_s"] = float(np.median([x["cpu_s"] for x in runs[mode]]))
+        r["maxrss_mb"] = max(x["maxrss_mb"] for x in runs[mode])
+        res[mode] = r
         cores = 2 if mode == "chunked-2" else 1
         print(f"  {mode:10s} wall {r['seconds']:7.2f} s  CPU {r['cpu_s']:7.2f} s  peak RSS {r['maxrss_mb']:6.0f} MB  "
               f"{nbytes / 1e6 / r['seconds'] / cores:6.1f} MB/s per core (wall), "

@@ -82,15 +82,17 @@ def _structure(ndim: int, structure=None, connectivity: int | None = None) -> np
     return ndi.generate_binary_structure(ndim, connectivity or 1)
 
 
-def _label_block(block: np.ndarray, structure: np.ndarray, boxes: bool = False, keep: bool = False):
+def _label_block(block: np.ndarray, structure: np.ndarray, boxes: bool = False, keep: bool = False,
+                 order: bool = True):
     """Stage 1 for one block: local labels -> (count, raster index of each label's first voxel, faces[, boxes][, labels]).
 
     With ``boxes``, also each local label's bounding box as (start, stop) arrays of shape (n, ndim);
-    with ``keep``, the local label image itself (stage 3 then needs no second labelling).
+    with ``keep``, the local label image itself (stage 3 then needs no second labelling);
+    without ``order``, no first voxels (empty): for labels whose numbering does not matter.
     """
     lab, n = ndi.label(block, structure=structure)
     flat = lab.ravel()
-    nz = np.flatnonzero(flat)
+    nz = np.flatnonzero(flat) if order else np.zeros(0, np.int64)
     vals = flat[nz]
     # scipy numbers labels by first appearance: a label's first voxel is where it exceeds all before it.
     if vals.size:
@@ -130,15 +132,16 @@ class _LabelPlan:
 
 
 def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), scheduler=None, boxes=False,
-                 keep=False) -> _LabelPlan:
+                 keep=False, order=True) -> _LabelPlan:
     """Stages 1 and 2 of exact labelling: per-block counts and faces -> global lookup tables.
 
     With ``boxes``, also every component's global bounding box (from the blocks' own boxes);
-    with ``keep``, the blocks' local label images (in the driver's memory: local schedulers only).
+    with ``keep``, the blocks' local label images (in the driver's memory: local schedulers only);
+    without ``order``, global labels are numbered in no particular order (cheaper: no first voxels).
     """
     blocks = mask.to_delayed()
     idx_list = list(np.ndindex(*mask.numblocks))
-    tasks = [dask.delayed(_label_block)(blocks[i], structure, boxes, keep) for i in idx_list]
+    tasks = [dask.delayed(_label_block)(blocks[i], structure, boxes, keep, order) for i in idx_list]
     results = dask.compute(*tasks, scheduler=scheduler)
     res = dict(zip(idx_list, results))
     starts = [np.r_[0, np.cumsum(c)] for c in mask.chunks]
@@ -194,13 +197,14 @@ def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), schedule
         c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
         graph = sparse.coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(total, total))
         ncomp, comp = csgraph.connected_components(graph, directed=False)
-        # Order components by their first voxel in raster order (scipy's numbering).
-        comp_first = np.full(ncomp, np.iinfo(np.int64).max, np.int64)
-        np.minimum.at(comp_first, comp, firsts)
-        order = np.argsort(comp_first, kind="stable")
-        rank = np.empty(ncomp, np.int64)
-        rank[order] = np.arange(1, ncomp + 1)
-        glob = rank[comp]
+        if order:  # components ordered by their first voxel in raster order (scipy's numbering)
+            comp_first = np.full(ncomp, np.iinfo(np.int64).max, np.int64)
+            np.minimum.at(comp_first, comp, firsts)
+            rank = np.empty(ncomp, np.int64)
+            rank[np.argsort(comp_first, kind="stable")] = np.arange(1, ncomp + 1)
+            glob = rank[comp]
+        else:
+            glob = comp.astype(np.int64) + 1
     else:
         ncomp, glob = 0, np.zeros(0, np.int64)
     dtype = np.int32 if ncomp < np.iinfo(np.int32).max else np.int64
@@ -317,7 +321,7 @@ def fill_holes(mask, *, scheduler=None, keep_labels: bool = False) -> da.Array:
         st = np.zeros((3, 3, 3), bool)
         st[1] = ndi.generate_binary_structure(2, 1)
         axes = (1, 2)
-    plan = _plan_labels(~mask, st, border_axes=axes, scheduler=scheduler, keep=keep_labels)
+    plan = _plan_labels(~mask, st, border_axes=axes, scheduler=scheduler, keep=keep_labels, order=False)
     hole = np.ones(plan.n + 1, bool)
     hole[0] = False
     hole[plan.border] = False
