@@ -1194,13 +1194,6 @@ def measure_objects(labels, spacing_um, *, intensities=None, role=None, sample_i
 
 # --------------------------------------------------------------------------- writing
 
-def _tile_size(chunks) -> int | None:
-    for t in (512, 256, 128, 64, 32, 16):
-        if all(c % t == 0 for c in chunks[:-1]):
-            return t
-    return None
-
-
 def write_labels(path, labels, spacing_um, *, scheduler=None) -> None:
     """Write a dask label image chunk by chunk: ``.zarr`` (any size) or tiled OME-TIFF (uint32).
 
@@ -1224,20 +1217,23 @@ def write_labels(path, labels, spacing_um, *, scheduler=None) -> None:
     if path.endswith(".zarr"):
         labels.to_zarr(path, overwrite=True, compute=False).compute(scheduler=scheduler)
         return
-    ty = _tile_size(labels.chunks[-2])
-    if ty is None:
-        labels = labels.rechunk({labels.ndim - 2: 256})
-        ty = 256
-    tx = 256 if labels.shape[-1] >= 256 else 16
+    ty = tx = 256 if min(labels.shape[-2:]) >= 256 else 16
 
     def tiles():
         if labels.ndim == 3:  # TIFF pages are whole planes: one z-chunk of planes at a time
             for z0, z1 in itertools.pairwise(np.r_[0, np.cumsum(labels.chunks[0])]):
                 for plane in labels[z0:z1].compute(scheduler=scheduler):
                     yield from _plane_tiles(plane, ty, tx)
-        else:  # one row of chunks at a time
+        else:  # one row of chunks at a time; rows short of a whole tile row wait for the next chunk row
+            carry = np.zeros((0, labels.shape[1]), np.uint32)
             for y0, y1 in itertools.pairwise(np.r_[0, np.cumsum(labels.chunks[0])]):
-                yield from _plane_tiles(labels[y0:y1].compute(scheduler=scheduler), ty, tx)
+                rows = labels[y0:y1].compute(scheduler=scheduler)
+                rows = np.concatenate([carry, rows]) if carry.shape[0] else rows
+                whole = rows.shape[0] - rows.shape[0] % ty
+                yield from _plane_tiles(rows[:whole], ty, tx)
+                carry = rows[whole:]
+            if carry.shape[0]:
+                yield from _plane_tiles(carry, ty, tx)
 
     spacing = tuple(float(s) for s in spacing_um)
     meta = {"axes": "ZYX" if labels.ndim == 3 else "YX", "PhysicalSizeX": spacing[2], "PhysicalSizeXUnit": "µm",
@@ -1379,15 +1375,23 @@ def segment_roles(channels: dict, spacing_um, params: dict, *, within=None, inte
         return RoleResult(res, table)
 
     def read_once(sched):
-        # in memory anyway: read each input once (every step and the measurements would read it again)
+        # in memory anyway: read each input once (every step and the measurements would read it again),
+        # already in the chunks segment_cells will use (else each use would rechunk it again)
         nonlocal channels, intensities, within
         if tmpdir is not None or not _local(sched):
             return
         names = list(channels)
         extra = [] if intensities is None else list(intensities)
-        arrs = dask.persist(*[da.asarray(channels[r]) for r in names],
-                            *[da.asarray(intensities[k]) for k in extra],
-                            *([] if within is None else [da.asarray(within)]), scheduler=sched)
+        regular = {}
+        for r in names:
+            ch = da.asarray(channels[r])
+            sp = spacing if ch.ndim == 3 else spacing[1:]
+            regular[r] = _regular_chunks(ch, chunks, classic.background_geometry(
+                ch.shape, sp, params[r].background_radius_um)[0])
+        ref = regular[names[0]].chunks
+        arrs = dask.persist(*[regular[r] for r in names],
+                            *[da.asarray(intensities[k]).rechunk(ref) for k in extra],
+                            *([] if within is None else [da.asarray(within).rechunk(ref)]), scheduler=sched)
         channels = dict(zip(names, arrs[:len(names)]))
         if intensities is not None:
             intensities = dict(zip(extra, arrs[len(names):len(names) + len(extra)]))
