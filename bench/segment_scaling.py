@@ -116,16 +116,24 @@ def make_stack(shape=(32, 2048, 2048)) -> Path:
 
     from lungtrack.synthetic import simulate_section
 
+    from lungtrack.config import Config
+    from lungtrack.segment.classic import tissue_mask
+
     path = CACHE / f"stack_{'x'.join(map(str, shape))}.zarr"
-    if (path / "done").exists():
+    tissue_path = Path(str(path) + ".tissue.zarr")
+    if (path / "done").exists() and tissue_path.exists():
         return path
     z = zarr.open_array(str(path), mode="w", shape=(1,) + shape, chunks=(1, shape[0], 512, 512), dtype=np.uint16)
+    t = zarr.open_array(str(tissue_path), mode="w", shape=shape, chunks=(shape[0], 512, 512), dtype=bool)
     tile = 512
     for i in range(shape[1] // tile):
         for j in range(shape[2] // tile):
             s = simulate_section(shape=(shape[0], tile, tile), z_step_um=2.0, n_msc=4, n_macrophage=4,
                                  seed=500 + i * 8 + j)
             z[0, :, i * tile:(i + 1) * tile, j * tile:(j + 1) * tile] = s.image[1]
+            # the pipeline's tissue mask (from all channels) of each tile: MSC thresholds within tissue
+            t[:, i * tile:(i + 1) * tile, j * tile:(j + 1) * tile] = tissue_mask(s.image, s.spacing_um,
+                                                                                   Config().segment.tissue)
     (path / "done").write_text("ok")
     return path
 

@@ -52,3 +52,29 @@ def test_constant_and_single_voxel_labels_follow_peak_local_max():
     ref = peak_local_max(img, min_distance=2, labels=lab, exclude_border=False, threshold_abs=1.0)
     np.testing.assert_array_equal(label_peaks(img, lab, 2, 1.0), ref)
     assert label_peaks(np.zeros((4, 4)), np.zeros((4, 4), int), 2, 0.0).shape == (0, 2)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_separated_labels_shortcut_equals_peak_local_max(ndim):
+    """With labels more than min_distance apart (the packed split), one maximum filter gives the same peaks."""
+    rng = np.random.default_rng(30 + ndim)
+    for trial in range(30):
+        fp = int(rng.integers(1, 6))
+        margin = fp // 2 + 1  # blobs of neighbouring cells at least 2 * margin > fp apart
+        cell = int(rng.integers(2 * margin + 3, 2 * margin + 14))
+        grid = (3,) * ndim
+        lab = np.zeros(tuple(g * cell for g in grid), np.int32)
+        for k, idx in enumerate(np.ndindex(*grid), 1):
+            inner = tuple(slice(i * cell + margin, (i + 1) * cell - margin) for i in idx)
+            shape = tuple(s.stop - s.start for s in inner)
+            blob = ndi.gaussian_filter(rng.random(shape), 1.0) > rng.uniform(0.45, 0.55)
+            lab[inner][blob] = k if trial % 3 else 1 + k % 2  # also labels made of several blobs
+        dist = ndi.distance_transform_edt(lab > 0)
+        if trial % 4 == 0:
+            dist = np.round(dist)
+        thr = float(rng.uniform(0, 1.5))
+        ref = peak_local_max(dist, min_distance=fp, labels=lab, exclude_border=False, threshold_abs=thr)
+        got = label_peaks(dist, lab, fp, thr, separated=True)
+        assert got.shape[0] == ref.shape[0], trial
+        if ref.size:
+            np.testing.assert_array_equal(got, ref)

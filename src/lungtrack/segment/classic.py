@@ -309,7 +309,9 @@ def _split_packed(cc, ids, start, stop, spacing_um, min_distance_um):
     k, ndim = start.shape
     lo = np.maximum(start - 1, 0)
     size = np.minimum(stop + 1, cc.shape) - lo
-    org, canvas_shape = _pack_boxes(size)
+    fp = max(1, int(round(min_distance_um / min(spacing_um))))
+    # boxes more than the maxima's window apart: each voxel's window holds only its own component
+    org, canvas_shape = _pack_boxes(size, gap=fp)
     box_of, local = _box_voxels(size)
     g_flat = np.ravel_multi_index(tuple((lo[box_of] + local).T), cc.shape)
     c_flat = np.ravel_multi_index(tuple((org[box_of] + local).T), canvas_shape)
@@ -330,8 +332,7 @@ def _split_packed(cc, ids, start, stop, spacing_um, min_distance_um):
         dist[slot] = np.where(comp_j, ndi.distance_transform_edt(comp_j, sampling=spacing_um), 0.0)
     lab = np.zeros(canvas_shape, np.int32)
     lab.ravel()[c_flat] = comp
-    fp = max(1, int(round(min_distance_um / min(spacing_um))))
-    peaks = label_peaks(dist, lab, fp, min_distance_um / 2)
+    peaks = label_peaks(dist, lab, fp, min_distance_um / 2, separated=True)
     comp_of = lab[tuple(peaks.T)] if len(peaks) else np.zeros(0, np.int32)
     n_per = np.bincount(comp_of, minlength=k + 1)[1:]
     # peaks come grouped by component, in component order; rank = seed number within the component
@@ -429,7 +430,7 @@ def split_component(component: np.ndarray, spacing_um, min_distance_um: float):
     """
     dist = ndi.distance_transform_edt(component, sampling=spacing_um)
     fp = max(1, int(round(min_distance_um / min(spacing_um))))
-    peaks = label_peaks(dist, component.astype(np.int32), fp, min_distance_um / 2)
+    peaks = label_peaks(dist, component.astype(np.int32), fp, min_distance_um / 2, separated=True)
     if len(peaks) == 0:
         return component.astype(np.int32), 1
     markers = np.zeros(component.shape, np.int32)
