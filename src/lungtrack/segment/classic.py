@@ -248,8 +248,9 @@ def split_components(cc: np.ndarray, ids, boxes, spacing_um, min_distance_um: fl
     side into one array (`_pack_boxes`), so that the distance transform, the maxima
     (`lungtrack.segment.peaks.label_peaks`) and the face-connected pieces take one
     call for all components instead of one per component (13,000 nuclei: Python
-    overhead that also held the GIL); only components with several seeds get a
-    watershed of their own.
+    overhead that also held the GIL). Components with several seeds share one
+    watershed call too, except those with two seeds of equal distance value, which
+    get their own (see the comment in `_split_packed`).
 
     Returns
     -------
