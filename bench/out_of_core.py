@@ -41,7 +41,8 @@ img = img.rechunk(chunks)
 t0 = time.perf_counter()
 with dask.config.set(num_workers=2):
     res = bw.segment_cells(img, (1.0, 1.0), cfg.segment.msc, tmpdir=work if on_disk else None, scheduler="threads")
-    table = bw.measure_objects(res.labels, (1.0, 1.0, 1.0), intensities={"GFP": img}, role="msc", scheduler="threads")
+    table = bw.measure_objects(res.labels, (1.0, 1.0, 1.0), intensities={"GFP": img}, role="msc", scheduler="threads",
+                               read_per_block=on_disk)  # as blockwise.segment_roles does on disk
     bw.write_labels(work + "/labels.zarr", res.labels, (1.0, 1.0, 1.0), scheduler="threads")
 dt = time.perf_counter() - t0
 print(json.dumps({"seconds": dt, "chunks": list(chunks), "on_disk": on_disk, "n_objects": res.n_objects,
