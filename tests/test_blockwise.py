@@ -114,6 +114,48 @@ def test_segment_cells_2d_equals_whole_image(chunks, on_disk, tmp_path):
         assert np.array_equal(res.labels.compute(), ref), role
 
 
+@pytest.mark.parametrize("scheduler,on_disk", [("threads", False), ("synchronous", False), ("threads", True)])
+def test_segment_roles_at_once_equal_each_role_alone(scheduler, on_disk, tmp_path):
+    """The roles segmented at the same time on one shared pool (threads, in memory), or one after the
+    other (synchronous; on disk), give each role's whole-image labels and objects table, and its label TIFF."""
+    s = _section(seed=2)
+    cfg = Config()
+    tissue = s.labels["tissue"] > 0
+    roles = {"msc": "GFP", "macrophage": "CD68", "nuclei": "DAPI"}
+    chans = {r: da.from_array(np.asarray(s.image[s.channel_names.index(n)]), chunks=(150, 110))
+             for r, n in roles.items()}
+    spacing3 = (1.0,) + tuple(s.spacing_um[-2:])
+    paths = {r: str(tmp_path / f"{r}.tif") for r in roles}
+    out = bw.segment_roles(chans, spacing3, {r: getattr(cfg.segment, r) for r in roles},
+                           within=da.from_array(tissue, chunks=(150, 110)), label_paths=paths,
+                           tmpdir=tmp_path / "work" if on_disk else None, scheduler=scheduler)
+    for r, name in roles.items():
+        ch = np.asarray(s.image[s.channel_names.index(name)])
+        ref = classic.segment_cells(ch, s.spacing_um[-2:], getattr(cfg.segment, r), within=tissue)
+        assert out[r].segmentation.n_objects == ref.max() > 5, r
+        assert np.array_equal(np.asarray(read_image(paths[r]).data[0, 0, 0]), ref), r
+        table = measure_objects(ref, spacing3, intensities={r: ch}, role=r)
+        pd.testing.assert_frame_equal(out[r].objects, table, rtol=1e-12, check_exact=False)
+
+
+def test_component_whose_box_corner_lies_in_a_block_it_never_meets():
+    """An L-shaped cluster whose bounding box starts in block (0, 0), which holds none of its voxels:
+    its seeds are counted by the block with its first voxel (they were lost, and the numbering broke)."""
+    img = np.zeros((100, 100))  # blocks of 45 px (the background's shrink grid is 15 px)
+    img[50:60, 20:70] = 1000.0  # horizontal arm, blocks (1, 0) and (1, 1)
+    img[25:60, 50:60] = 1000.0  # vertical arm, blocks (0, 1) and (1, 1): the box starts at (25, 20)
+    img[75:87, 75:87] = 1000.0  # a second cell after it
+    img = ndi.gaussian_filter(img, 1.0)
+    p = RoleSegmentation(min_diameter_um=3, max_diameter_um=80, split_min_distance_um=4, min_signal_ratio=0,
+                         smoothing_sigma_um=0.5, background_radius_um=60)
+    ref = classic.segment_cells(img, (1.0, 1.0), p)
+    assert ref.max() >= 3  # the L splits into its arms (and the corner), then the last cell
+    res = bw.segment_cells(da.from_array(img, chunks=45), (1.0, 1.0), p, overlap_um=60)
+    assert res.labels.chunks == ((45, 45, 10), (45, 45, 10))
+    assert not (ref[:45, :45] > 0).any()  # no voxel of the L in block (0, 0)
+    assert np.array_equal(res.labels.compute(), ref)
+
+
 def test_segment_cells_3d_anisotropic_equals_whole_image():
     s = simulate_section(shape=(10, 128, 128), z_step_um=2.0, n_msc=6, n_macrophage=6, seed=5)
     params = Config().segment.msc
@@ -157,7 +199,7 @@ def test_deferred_components_are_known_from_the_plan(shape, chunks, halo):
                                shape) for g in predicted}
     # a component a block defers but the plan did not predict has no box here: KeyError
     _, _, _, patches = bw._split_blocks(cc, depth, starts, (1.0,) * len(shape), RoleSegmentation(), None,
-                                        "synchronous", None, own, {}, plan.boxes)
+                                        "synchronous", None, own, {}, (*plan.boxes, plan.first))
     assert len(patches) >= 3 and sorted(p[1] for p in patches) == predicted
 
 

@@ -132,6 +132,7 @@ class _LabelPlan:
     border: np.ndarray  # global labels with a voxel on the image border (axes given)
     boxes: tuple | None = None  # (start, stop) arrays (n, ndim): global bounding box of label i + 1
     labels: dict | None = None  # block index -> local label image (kept from stage 1), or None
+    first: np.ndarray | None = None  # global raster index of label i + 1's first voxel (ordered plans)
 
 
 def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), scheduler=None, boxes=False,
@@ -200,16 +201,18 @@ def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), schedule
         c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
         graph = sparse.coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(total, total))
         ncomp, comp = csgraph.connected_components(graph, directed=False)
+        first_voxel = None
         if order:  # components ordered by their first voxel in raster order (scipy's numbering)
             comp_first = np.full(ncomp, np.iinfo(np.int64).max, np.int64)
             np.minimum.at(comp_first, comp, firsts)
             rank = np.empty(ncomp, np.int64)
             rank[np.argsort(comp_first, kind="stable")] = np.arange(1, ncomp + 1)
             glob = rank[comp]
+            first_voxel = np.sort(comp_first)
         else:
             glob = comp.astype(np.int64) + 1
     else:
-        ncomp, glob = 0, np.zeros(0, np.int64)
+        ncomp, glob, first_voxel = 0, np.zeros(0, np.int64), (np.zeros(0, np.int64) if order else None)
     dtype = np.int32 if ncomp < np.iinfo(np.int32).max else np.int64
     luts = {}
     for i in idx_list:
@@ -238,7 +241,7 @@ def _plan_labels(mask: da.Array, structure: np.ndarray, border_axes=(), schedule
                 np.maximum.at(ghi, g, hi + start)
         gboxes = (glo, ghi)
     kept = {i: res[i][-1] for i in idx_list} if keep else None
-    return _LabelPlan(luts=luts, n=int(ncomp), border=border, boxes=gboxes, labels=kept)
+    return _LabelPlan(luts=luts, n=int(ncomp), border=border, boxes=gboxes, labels=kept, first=first_voxel)
 
 
 def _apply_plan(mask: da.Array, structure, func, plan: _LabelPlan, dtype) -> da.Array:
@@ -752,10 +755,11 @@ def _split_block(cc_ov, origin, core, image_shape, spacing, params, gboxes):
 
     ``cc_ov`` is the block with its halo (global component labels), ``origin`` its
     global start, ``core`` the slices of the block proper inside ``cc_ov``, ``gboxes``
-    the global bounding boxes of all components (start, stop: from the labelling plan).
-    Returns int64 keys ``component * 2**20 + seed`` for the core, for the components
-    whose bounding box starts in this core their number of seeds, and the components
-    that reach the window's edge inside the image (split later in their own box).
+    the global bounding boxes of all components and their first voxels (start, stop,
+    raster index: from the labelling plan). Returns int64 keys ``component * 2**20 +
+    seed`` for the core, the number of seeds of the components whose first voxel is in
+    this core (exactly one block owns each), and the components that reach the
+    window's edge inside the image (split later in their own box).
     """
     keys = np.zeros(tuple(s.stop - s.start for s in core), np.int64)
     core_labels = cc_ov[tuple(core)]
@@ -780,10 +784,12 @@ def _split_block(cc_ov, origin, core, image_shape, spacing, params, gboxes):
         inside &= (p >= c.start) & (p < c.stop)
     keys[tuple(p[inside] - c.start for p, c in zip(pos, core))] = \
         sel[comp[inside] - 1] * _KEY_STRIDE + seed[inside].astype(np.int64)
-    # ownership: the core that contains the component's bounding-box start
+    # ownership: the core that holds the component's first voxel. (Not its bounding box's
+    # start: that corner may lie outside the component, in a core the component never meets.)
     c0 = np.array([c.start for c in core])
     c1 = np.array([c.stop for c in core])
-    own = ((lo >= c0) & (lo < c1)).all(axis=1)
+    f = np.stack(np.unravel_index(gboxes[2][sel - 1], image_shape), axis=1) - origin
+    own = ((f >= c0) & (f < c1)).all(axis=1)
     seeds = {int(g): int(n) for g, n in zip(sel[own], n_seeds[own])}
     return keys, seeds, deferred
 
@@ -985,7 +991,8 @@ def _split_all(cc, halo, spacing, params, ws, scheduler, cc_path, plan):
         pool = ThreadPoolExecutor(1, thread_name_prefix="lungtrack-split")
         early = {gid: pool.submit(_split_deferred, cc, gid, box, spacing, params) for gid, box in boxes.items()}
     try:
-        return _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, boxes, early, plan.boxes)
+        return _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, boxes, early,
+                             (*plan.boxes, plan.first))
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
