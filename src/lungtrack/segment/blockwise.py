@@ -1397,47 +1397,46 @@ def segment_roles(channels: dict, spacing_um, params: dict, *, within=None, inte
             write_labels(label_paths[role], res.labels, spacing, scheduler=scheduler)
         return RoleResult(res, table)
 
-    def read_once(sched):
-        # in memory anyway: read each input once (every step and the measurements would read it again),
-        # already in the chunks segment_cells will use (else each use would rechunk it again)
-        nonlocal channels, intensities, within
-        if tmpdir is not None or not _local(sched):
-            return
-        names = list(channels)
-        extra = [] if intensities is None else list(intensities)
-        regular = {}
-        for r in names:
-            ch = da.asarray(channels[r])
-            sp = spacing if ch.ndim == 3 else spacing[1:]
-            regular[r] = _regular_chunks(ch, chunks, classic.background_geometry(
-                ch.shape, sp, params[r].background_radius_um)[0])
-        ref = regular[names[0]].chunks
-        arrs = dask.persist(*[regular[r] for r in names],
-                            *[da.asarray(intensities[k]).rechunk(ref) for k in extra],
-                            *([] if within is None else [da.asarray(within).rechunk(ref)]), scheduler=sched)
-        channels = dict(zip(names, arrs[:len(names)]))
-        if intensities is not None:
-            intensities = dict(zip(extra, arrs[len(names):len(names) + len(extra)]))
-        if within is not None:
-            within = arrs[-1]
-
     roles = list(channels)
     n_vox = max((int(np.prod(channels[r].shape)) for r in roles), default=0)
     if len(roles) < 2 or tmpdir is not None or not _local_threads(scheduler) or \
             n_vox * _BYTES_PER_VOXEL * len(roles) > 0.5 * _physical_memory():
-        read_once(scheduler)
+        if tmpdir is None and _local(scheduler):
+            channels, intensities, within = _read_once(channels, intensities, within, spacing, params, chunks,
+                                                       scheduler)
         return {r: one(r, scheduler) for r in roles}
     from concurrent.futures import ThreadPoolExecutor
 
-    n = dask.config.get("num_workers", None) or os.cpu_count() or 1
-    with ThreadPoolExecutor(n, thread_name_prefix="lungtrack-chunks") as pool, \
+    with ThreadPoolExecutor(_n_threads(scheduler), thread_name_prefix="lungtrack-chunks") as pool, \
             ThreadPoolExecutor(len(roles), thread_name_prefix="lungtrack-role") as per_role:
         # the pool goes with each call, not into dask's global config: other images may be
         # segmented at the same time in other threads
         shared = functools.partial(dask.threaded.get, pool=pool)
-        read_once(shared)
+        channels, intensities, within = _read_once(channels, intensities, within, spacing, params, chunks, shared)
         futures = {r: per_role.submit(one, r, shared) for r in roles}
         return {r: f.result() for r, f in futures.items()}
+
+
+def _read_once(channels, intensities, within, spacing, params, chunks, scheduler):
+    """Persist the inputs of `segment_roles` (in memory anyway) in the chunks `segment_cells` will use.
+
+    Each step and the measurements would otherwise read, and rechunk, them again.
+    """
+    names = list(channels)
+    extra = [] if intensities is None else list(intensities)
+    regular = []
+    for r in names:
+        ch = da.asarray(channels[r])
+        sp = spacing if ch.ndim == 3 else spacing[1:]
+        regular.append(_regular_chunks(ch, chunks, classic.background_geometry(
+            ch.shape, sp, params[r].background_radius_um)[0]))
+    ref = regular[0].chunks
+    arrs = dask.persist(*regular, *[da.asarray(intensities[k]).rechunk(ref) for k in extra],
+                        *([] if within is None else [da.asarray(within).rechunk(ref)]), scheduler=scheduler)
+    channels = dict(zip(names, arrs[:len(names)]))
+    if intensities is not None:
+        intensities = dict(zip(extra, arrs[len(names):len(names) + len(extra)]))
+    return channels, intensities, (None if within is None else arrs[-1])
 
 
 def _nested_scheduler():

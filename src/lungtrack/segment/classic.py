@@ -310,7 +310,7 @@ def _split_packed(cc, ids, start, stop, spacing_um, min_distance_um):
     k, ndim = start.shape
     lo = np.maximum(start - 1, 0)
     size = np.minimum(stop + 1, cc.shape) - lo
-    fp = max(1, int(round(min_distance_um / min(spacing_um))))
+    fp = _seed_window_px(min_distance_um, spacing_um)
     # boxes more than the maxima's window apart: each voxel's window holds only its own component
     org, canvas_shape = _pack_boxes(size, gap=fp)
     box_of, local = _box_voxels(size)
@@ -340,9 +340,7 @@ def _split_packed(cc, ids, start, stop, spacing_um, min_distance_um):
     first = np.cumsum(n_per) - n_per
     rank = np.arange(len(peaks)) - first[comp_of - 1] + 1 if len(peaks) else comp_of
     # One seed (or none): the component's part reachable from it (face connectivity), as the
-    # watershed would flood it. Several seeds: a watershed per component in its own box, so that
-    # ties between equal seeds never depend on other components (skimage's heap gives all
-    # initial markers the same age).
+    # watershed would flood it. Several seeds: a watershed (below).
     pieces, n_pieces = ndi.label(canvas, structure=ndi.generate_binary_structure(ndim, 1))
     reached = np.zeros(n_pieces + 1, np.int32)
     one = n_per[comp_of - 1] == 1 if len(peaks) else np.zeros(0, bool)
@@ -418,6 +416,11 @@ def _pack_boxes(size: np.ndarray, gap: int = 1, width: int = 2048):
     return org, tuple(shape)
 
 
+def _seed_window_px(min_distance_um: float, spacing_um) -> int:
+    """``min_distance`` of the distance maxima in voxels (on the finest axis), at least 1."""
+    return max(1, int(round(min_distance_um / min(spacing_um))))
+
+
 def grow_box(sl, shape, by: int = 1) -> tuple[slice, ...]:
     """A bounding box (tuple of slices) grown by ``by`` voxels, clipped to the image."""
     return tuple(slice(max(0, s.start - by), min(n, s.stop + by)) for s, n in zip(sl, shape))
@@ -430,7 +433,7 @@ def split_component(component: np.ndarray, spacing_um, min_distance_um: float):
     without a distance maximum keeps one seed: itself).
     """
     dist = ndi.distance_transform_edt(component, sampling=spacing_um)
-    fp = max(1, int(round(min_distance_um / min(spacing_um))))
+    fp = _seed_window_px(min_distance_um, spacing_um)
     peaks = label_peaks(dist, component.astype(np.int32), fp, min_distance_um / 2, separated=True)
     if len(peaks) == 0:
         return component.astype(np.int32), 1
