@@ -426,7 +426,7 @@ def smooth(image, spacing_um, sigma_um: float) -> da.Array:
         return arr
     sigma = classic._sigma_px(sigma_um, spacing_um)
     depth = {a: int(4.0 * s + 0.5) for a, s in enumerate(sigma)}
-    out = arr.map_overlap(ndi.gaussian_filter, depth=depth, boundary="none", sigma=sigma, dtype=arr.dtype)
+    out = arr.map_overlap(classic.gaussian, depth=depth, boundary="none", sigma=sigma, dtype=arr.dtype)
     # map_overlap merges chunks smaller than the depth; give the caller its chunks back
     return out if out.chunks == arr.chunks else out.rechunk(arr.chunks)
 
@@ -738,7 +738,7 @@ def _smoothed_on_disk(arr, spacing, params, ws, scheduler) -> da.Array:
         padded = np.pad(part, pad, mode="edge")  # the image-border replication of the whole-image path
         bg = classic.upsample_linear(padded, factor, start=w0, shape=img.shape, small_start=[lo + 1 for lo in s_lo])
         corrected = classic.minus_background(img, bg)
-        return ndi.gaussian_filter(corrected, sigma) if sigma else corrected
+        return classic.gaussian(corrected, sigma) if sigma else corrected
 
     dask.compute(*_window_tasks(src, arr.shape, arr.chunks, gdepth, corrected_smoothed, out_p, np.float32),
                  scheduler=scheduler)
@@ -776,14 +776,14 @@ def _split_block(cc_ov, origin, core, image_shape, spacing, params, gboxes):
     sel, lo, hi = ids[~cut], lo[~cut], hi[~cut]
     if sel.size == 0:
         return keys, {}, deferred
-    vox, comp, seed, n_seeds = classic.split_components(cc_ov, sel, (lo, hi), spacing, params.split_min_distance_um)
-    # the voxels in the core, window -> core coordinates
-    pos = np.unravel_index(vox, cc_ov.shape)
-    inside = seed > 0
-    for p, c in zip(pos, core):
-        inside &= (p >= c.start) & (p < c.stop)
-    keys[tuple(p[inside] - c.start for p, c in zip(pos, core))] = \
-        sel[comp[inside] - 1] * _KEY_STRIDE + seed[inside].astype(np.int64)
+    vox, _, seed, n_seeds = classic.split_components(cc_ov, sel, (lo, hi), spacing, params.split_min_distance_um)
+    # seeds scattered into the window once; a voxel's component is its label in cc_ov
+    seed_win = np.zeros(cc_ov.shape, np.int32)
+    seed_win.ravel()[vox] = seed
+    seed_core = seed_win[tuple(core)]
+    del seed_win, vox, seed
+    hit = seed_core > 0
+    keys[hit] = core_labels[hit].astype(np.int64) * _KEY_STRIDE + seed_core[hit]
     # ownership: the core that holds the component's first voxel. (Not its bounding box's
     # start: that corner may lie outside the component, in a core the component never meets.)
     c0 = np.array([c.start for c in core])
@@ -885,6 +885,9 @@ def segment_cells(channel, spacing_um, params: RoleSegmentation, *, within=None,
         filled = fill_holes(mask, scheduler=scheduler, keep_labels=keep)
         # cached: read by the labelling plan and again by its lookup (each would redo the fill)
         (filled,), _ = _materialize([filled], [], ws, scheduler, name="filled")
+        # each step's input is dropped once its output is computed: a role holds two
+        # intermediates at a time, not all five (the roles of an image run at the same time)
+        del img, w, mask
         full = np.ones((3,) * arr.ndim, bool)
         if params.split_touching:
             plan = _plan_labels(filled, full, scheduler=scheduler, boxes=True, keep=keep)
@@ -892,17 +895,22 @@ def segment_cells(channel, spacing_um, params: RoleSegmentation, *, within=None,
             # cached: every split window reads its neighbours' labels
             (cc,), _ = _materialize([cc], [], ws, scheduler, name="components")
             plan.labels = None
+            filled = None
             cc_path = None if ws is None else os.path.join(ws, "components0.zarr")
             keys, counts, seeds, patches = _split_all(cc, halo, spacing, params, ws, scheduler, cc_path, plan)
             keys = _patched_keys(keys, cc, patches)
             labels, n = _number(keys, counts, seeds, plan.n, spacing, params, ws, scheduler)
+            del counts, seeds, patches
         else:
             plan = _plan_labels(filled, full, scheduler=scheduler, keep=keep)
             cc = _apply_plan(filled, full, _relabel_block, plan, np.int64)
             parts = _reduce(cc, None, lambda b, w: _key_counts(b), combine=lambda p: p, scheduler=scheduler)
             labels, n = _size_filter(cc, parts, spacing, params, ws, scheduler, key_is_label=True)
+            keys = None
+        filled = plan = None
         # cached: measuring and writing each read the labels (else each redoes patches and lookups)
         (labels,), _ = _materialize([labels], [], ws, scheduler, name="labels")
+        del cc, keys
     return ChunkedSegmentation(labels=labels, n_objects=n, threshold=float(t))
 
 

@@ -35,6 +35,47 @@ def _sigma_px(sigma_um: float, spacing_um) -> tuple[float, ...]:
     return tuple(sigma_um / s for s in spacing_um)
 
 
+_STRIP = 64  # voxels along the last axis per strip in `gaussian`
+
+
+def gaussian(image: np.ndarray, sigma) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(image, sigma)``, bit for bit, about 1.5 x faster on large images.
+
+    scipy filters every axis but the last along strided lines (one cache miss per
+    voxel: on a 4096² float32 image the first axis takes 4 x as long as the last, and
+    two threads barely run it faster than one). Here each earlier axis is filtered in
+    strips of `_STRIP` voxels along the last axis, each strip copied so that the
+    axis is contiguous; every line is still filtered by scipy's own 1D filter in the
+    same axis order, so the result is identical.
+
+    Examples
+    --------
+    >>> img = np.random.default_rng(0).random((50, 300)).astype(np.float32)
+    >>> bool(np.array_equal(gaussian(img, 1.5), ndi.gaussian_filter(img, 1.5)))
+    True
+    """
+    img = np.asarray(image)
+    sig = np.broadcast_to(np.asarray(sigma, float), (img.ndim,))
+    if img.ndim < 2 or img.dtype.kind != "f" or img.shape[-1] <= _STRIP:
+        return ndi.gaussian_filter(img, tuple(sig))
+    out = np.empty_like(img)
+    src = img
+    for ax in range(img.ndim):
+        if sig[ax] <= 1e-15:  # scipy skips such axes
+            continue
+        if ax == img.ndim - 1 or img.shape[ax] == 1:
+            # (a length-1 axis has no strided lines; scipy's float64 result differs in the last bit
+            # between a (1, n) image and (n, 1) strips, so it is filtered as scipy does)
+            ndi.gaussian_filter1d(src, sig[ax], axis=ax, output=out)
+        else:
+            for j in range(0, img.shape[-1], _STRIP):
+                strip = np.ascontiguousarray(np.moveaxis(src[..., j:j + _STRIP], ax, -1))
+                ndi.gaussian_filter1d(strip, sig[ax], axis=-1, output=strip)
+                out[..., j:j + _STRIP] = np.moveaxis(strip, -1, ax)
+        src = out
+    return out if src is out else img.copy()
+
+
 def subtract_background(channel: np.ndarray, spacing_um, radius_um: float) -> np.ndarray:
     """Remove a smooth background (illumination, diffuse autofluorescence) by a grey opening.
 
@@ -494,7 +535,7 @@ def segment_corrected(corrected: np.ndarray, spacing_um, params: RoleSegmentatio
     spacing_um = tuple(float(s) for s in spacing_um)
     img = corrected
     if params.smoothing_sigma_um > 0:
-        img = ndi.gaussian_filter(img, _sigma_px(params.smoothing_sigma_um, spacing_um))
+        img = gaussian(img, _sigma_px(params.smoothing_sigma_um, spacing_um))
     t = threshold_value(img, params.threshold, within=within, min_signal_ratio=params.min_signal_ratio)
     mask = img > t
     mask = fill_holes(mask)
@@ -544,7 +585,7 @@ def positive_mask(corrected: np.ndarray, spacing_um, threshold: float, sigma_um:
 
     ``corrected`` is the background-subtracted channel (`subtract_background`).
     """
-    img = ndi.gaussian_filter(np.asarray(corrected, np.float32), _sigma_px(sigma_um, spacing_um))
+    img = gaussian(np.asarray(corrected, np.float32), _sigma_px(sigma_um, spacing_um))
     return img > threshold
 
 
@@ -564,7 +605,7 @@ def tissue_mask(image: np.ndarray, spacing_um, params: TissueSegmentation) -> np
             scaled.append((ch - lo) / max(hi - lo, 1e-6))
         img = np.clip(np.mean(scaled, axis=0), 0, 1.5)
     if params.smoothing_sigma_um > 0:
-        img = ndi.gaussian_filter(img, _sigma_px(params.smoothing_sigma_um, spacing_um))
+        img = gaussian(img, _sigma_px(params.smoothing_sigma_um, spacing_um))
     t = threshold_value(img, params.threshold)
     mask = img > t
     vox = float(np.prod(spacing_um))
