@@ -50,12 +50,43 @@ has_tissue = os.path.exists(tissue_path)
 if len(sys.argv) > 7 and sys.argv[7] == "nosplit":
     for r in channels:
         getattr(cfg.segment, r).split_touching = False
+prefault = float(sys.argv[8]) if len(sys.argv) > 8 else 0.0
+if prefault:  # touch (and free) this much memory first: see --prefault
+    _x = np.ones(int(prefault * 1e9) // 8)
+    del _x
+STAGES = {}
+if mode == "stages":  # chunked-1 with a CPU timer around each step of segment_cells (synchronous: no overlap)
+    import functools, collections
+    STAGES = collections.defaultdict(float)
+    names = {"smoothed": "filter (background, Gaussian)", "filled": "fill holes", "components": "label",
+             "seeds": "watershed split", "labels": "number, size filter"}
+
+    def timed(mod, fname, stage=None):
+        f = getattr(mod, fname)
+
+        @functools.wraps(f)
+        def g(*a, **k):
+            key = names.get(k.get("name"), "other") if fname == "_materialize" else stage
+            if fname == "_plan_labels" and k.get("order") is False:
+                key = "fill holes"  # the hole filling's labelling of the background
+            t = time.process_time()
+            try:
+                return f(*a, **k)
+            finally:
+                if not (fname == "_materialize" and key == "watershed split"):  # inside _split_all, timed there
+                    STAGES[key] += time.process_time() - t
+        setattr(mod, fname, g)
+    for fn, st in (("threshold_value", "threshold"), ("_plan_labels", "label"), ("_split_all", "watershed split"),
+                   ("measure_objects", "measure"), ("write_labels", "write TIFF"), ("_read_once", "read input")):
+        timed(bw, fn, st)
+    timed(bw, "_materialize")
+    mode = "chunked-1"
 _ru = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = _ru.ru_utime + _ru.ru_stime
 t0 = time.perf_counter()
 counts = {}
 sp3 = (1.0,) * (3 - len(sp)) + sp
-if mode != "whole":  # every role at once: bw.segment_roles, as the pipeline's chunked path
+if mode.startswith("chunked"):  # every role at once: bw.segment_roles, as the pipeline's chunked path
     sched = "synchronous" if mode == "chunked-1" else "threads"
     with dask.config.set(num_workers=2):
         chans = {}
@@ -67,6 +98,57 @@ if mode != "whole":  # every role at once: bw.segment_roles, as the pipeline's c
                                label_paths={r: f"{out}/{r}.tif" for r in channels}, scheduler=sched)
     counts = {r: v.segmentation.n_objects for r, v in res.items()}
     assert all(len(v.objects) == counts[r] for r, v in res.items())
+def plain_segment(ch, sp, p, within):
+    # the same segmentation written with scipy / scikit-image calls on the whole array, component by component
+    from scipy import ndimage as ndi
+    from skimage import feature, segmentation
+    corrected = classic.subtract_background(ch, sp, p.background_radius_um)  # lungtrack's (no skimage equivalent)
+    img = ndi.gaussian_filter(corrected, [p.smoothing_sigma_um / s for s in sp])
+    t = classic.threshold_value(img, p.threshold, within=within, min_signal_ratio=p.min_signal_ratio)
+    mask = ndi.binary_fill_holes(img > t) if img.ndim == 2 else np.array([ndi.binary_fill_holes(m) for m in img > t])
+    cc, n = ndi.label(mask, structure=np.ones((3,) * mask.ndim, bool))
+    out = np.zeros(mask.shape, np.int32)
+    fp = classic._seed_window_px(p.split_min_distance_um, sp)
+    nxt = 0
+    for gid, box in enumerate(ndi.find_objects(cc), start=1):
+        box = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n_)) for b, n_ in zip(box, cc.shape))
+        comp = cc[box] == gid
+        dist = ndi.distance_transform_edt(comp, sampling=sp)
+        peaks = feature.peak_local_max(dist, min_distance=fp, labels=comp.astype(np.int32), exclude_border=False,
+                                       threshold_abs=p.split_min_distance_um / 2)
+        if len(peaks) == 0:
+            lab, k = comp.astype(np.int32), 1
+        else:
+            markers = np.zeros(comp.shape, np.int32)
+            markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+            lab, k = segmentation.watershed(-dist, markers, mask=comp), len(peaks)
+        o = out[box]
+        o[lab > 0] = lab[lab > 0] + nxt
+        nxt += k
+    return classic.size_filter(out, sp, p.min_diameter_um, p.max_diameter_um)
+
+
+def plain_measure(lab, sp, ch):
+    from skimage.measure import regionprops_table
+    import pandas as pd
+    t = pd.DataFrame(regionprops_table(lab, intensity_image=ch, properties=("label", "area", "centroid", "bbox",
+                                                                             "intensity_mean")))
+    t["area_um"] = t["area"] * float(np.prod(sp))
+    nd = lab.ndim
+    t["touches_border"] = np.any([(t[f"bbox-{a}"] == 0) | (t[f"bbox-{a + nd}"] == lab.shape[a]) for a in range(nd)],
+                                 axis=0)
+    return t
+
+
+for role, ci in (channels.items() if mode == "plain" else ()):  # scipy / scikit-image, whole arrays
+    import tifffile
+    ch = z[ci]
+    within = zarr.open_array(tissue_path, mode="r")[:] if has_tissue else None
+    lab = plain_segment(ch, sp, getattr(cfg.segment, role), within)
+    t = plain_measure(lab, sp, ch)
+    tifffile.imwrite(f"{out}/{role}.tif", lab.astype(np.uint32), compression="zlib")
+    counts[role] = int(lab.max())
+    assert len(t) == counts[role]
 for role, ci in (channels.items() if mode == "whole" else ()):  # one role after the other, whole arrays
     ch = z[ci]
     within = zarr.open_array(tissue_path, mode="r")[:] if has_tissue else None
@@ -77,7 +159,8 @@ for role, ci in (channels.items() if mode == "whole" else ()):  # one role after
     assert len(t) == counts[role]
 dt = time.perf_counter() - t0
 ru = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"mode": mode, "seconds": dt, "cpu_s": ru.ru_utime + ru.ru_stime - cpu0, "counts": counts,
+print(json.dumps({"stages": STAGES, "mode": mode, "seconds": dt, "cpu_s": ru.ru_utime + ru.ru_stime - cpu0, "counts": counts,
+                  "sys_s": ru.ru_stime - _ru.ru_stime,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -138,10 +221,11 @@ def make_stack(shape=(32, 2048, 2048)) -> Path:
     return path
 
 
-def run_mode(src, out, mode, chunk, spacing, channels, split=True):
+def run_mode(src, out, mode, chunk, spacing, channels, split=True, prefault=0.0):
     out.mkdir(parents=True, exist_ok=True)
     r = subprocess.run([sys.executable, "-c", CHILD, str(src), str(out), mode, str(chunk), json.dumps(spacing),
-                        json.dumps(channels), "split" if split else "nosplit"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                        json.dumps(channels), "split" if split else "nosplit", str(prefault)], capture_output=True,
+                       text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if r.returncode:
         sys.exit(f"{mode} failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -192,6 +276,21 @@ def label_bench(src, size):
         print(line)
 
 
+def stage_report(src, work, args, spacing, channels, nbytes):
+    """CPU seconds per step of the chunked path on 1 thread, and the throughput of filter + threshold + label + measure."""
+    runs = [run_mode(src, work / "stages", "stages", args.chunk, spacing, channels, split=not args.no_split,
+                     prefault=args.prefault)["stages"] for _ in range(args.repeat)]
+    keys = sorted(set().union(*runs), key=lambda k: -np.median([r.get(k, 0.0) for r in runs]))
+    med = {k: float(np.median([r.get(k, 0.0) for r in runs])) for k in keys}
+    print(f"\nCPU seconds per step, chunked on 1 thread (median of {len(runs)}; all roles together):")
+    for k in keys:
+        print(f"  {med[k]:6.2f} s  {k}")
+    core = ("filter (background, Gaussian)", "threshold", "fill holes", "label", "number, size filter", "measure")
+    t = sum(med.get(k, 0.0) for k in core)
+    print(f"filter + threshold + label + measure ({', '.join(core)}): {t:.2f} CPU-s, "
+          f"{nbytes / 1e6 / t:.1f} MB/s of uint16 input per core (target >= 40)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=4096)
@@ -201,6 +300,14 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="runs per mode (the medians are compared)")
     ap.add_argument("--no-split", action="store_true",
                     help="without the watershed split: filter + threshold + fill + label + size filter + measure")
+    ap.add_argument("--stages", action="store_true",
+                    help="also time each step of the chunked path on 1 thread (throughput of filter + threshold + "
+                         "label + measure)")
+    ap.add_argument("--modes", default="plain,whole,chunked-1,chunked-2",
+                    help="comma-separated subset of plain, whole, chunked-1, chunked-2")
+    ap.add_argument("--prefault", type=float, default=0.0, metavar="GB",
+                    help="each run first touches and frees this much memory (on VMs that hand freed memory back "
+                         "to the host, first touches cost ~3 s/GB and are otherwise charged to the run)")
     args = ap.parse_args()
     CACHE.mkdir(exist_ok=True)
     if args.stack:
@@ -216,32 +323,42 @@ def main():
     print(f"input {shape} uint16 ({nbytes / 1e6:.0f} MB segmented), chunks {args.chunk} px, "
           f"roles {list(channels)}")
     work = Path(tempfile.mkdtemp(prefix="lt-scaling-"))
-    modes = ("whole", "chunked-1", "chunked-2")
+    modes = [m for m in ("plain", "whole", "chunked-1", "chunked-2") if m in args.modes.split(",")]
     runs = {m: [] for m in modes}
     for rep in range(args.repeat):  # interleaved, so that a slow spell of the machine hits every mode
         for mode in modes:
-            r = run_mode(src, work / mode, mode, args.chunk, spacing, channels, split=not args.no_split)
+            r = run_mode(src, work / mode, mode, args.chunk, spacing, channels, split=not args.no_split,
+                         prefault=args.prefault)
             runs[mode].append(r)
-            print(f"  run {rep + 1}: {mode:10s} wall {r['seconds']:6.2f} s  CPU {r['cpu_s']:6.2f} s", flush=True)
+            print(f"  run {rep + 1}: {mode:10s} wall {r['seconds']:6.2f} s  CPU {r['cpu_s']:6.2f} s "
+                  f"(system {r['sys_s']:5.2f} s)", flush=True)
     res = {}
     print(f"median of {args.repeat} run(s) per mode:")
     for mode in modes:
         r = dict(runs[mode][0])
-        r["seconds"] = float(np.median([x["seconds"] for x in runs[mode]]))
-        r["cpu_s"] = float(np.median([x["cpu_s"] for x in runs[mode]]))
+        for k in ("seconds", "cpu_s", "sys_s"):
+            r[k] = float(np.median([x[k] for x in runs[mode]]))
         r["maxrss_mb"] = max(x["maxrss_mb"] for x in runs[mode])
         res[mode] = r
         cores = 2 if mode == "chunked-2" else 1
-        print(f"  {mode:10s} wall {r['seconds']:7.2f} s  CPU {r['cpu_s']:7.2f} s  peak RSS {r['maxrss_mb']:6.0f} MB  "
-              f"{nbytes / 1e6 / r['seconds'] / cores:6.1f} MB/s per core (wall), "
+        print(f"  {mode:10s} wall {r['seconds']:7.2f} s  CPU {r['cpu_s']:7.2f} s (system {r['sys_s']:5.2f} s)  "
+              f"peak RSS {r['maxrss_mb']:6.0f} MB  {nbytes / 1e6 / r['seconds'] / cores:6.1f} MB/s per core (wall), "
               f"{nbytes / 1e6 / r['cpu_s']:6.1f} MB/s per CPU-second  objects {r['counts']}")
-    base = res["whole"]["seconds"]
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work inflates wall times)")
-    print(f"chunked on 1 thread / whole: {res['chunked-1']['seconds'] / base:.2f}x wall time, "
-          f"{res['chunked-1']['cpu_s'] / res['whole']['cpu_s']:.2f}x CPU time (target <= 1.2)")
-    print(f"whole / chunked on 2 threads: {base / res['chunked-2']['seconds']:.2f}x faster (target >= 1.7)")
-    print(f"labels identical to whole-image (np.array_equal): chunked-1 {compare_labels(work / 'whole', work / 'chunked-1', channels)}, "
-          f"chunked-2 {compare_labels(work / 'whole', work / 'chunked-2', channels)}")
+    for base_mode, what in (("plain", "plain scipy/scikit-image"), ("whole", "lungtrack's whole-image path")):
+        if base_mode not in res:
+            continue
+        base = res[base_mode]["seconds"]
+        if "chunked-1" in res:
+            print(f"chunked on 1 thread / {what}: {res['chunked-1']['seconds'] / base:.2f}x wall time, "
+                  f"{res['chunked-1']['cpu_s'] / res[base_mode]['cpu_s']:.2f}x CPU time (target <= 1.2)")
+        if "chunked-2" in res:
+            print(f"{what} / chunked on 2 threads: {base / res['chunked-2']['seconds']:.2f}x faster (target >= 1.7)")
+    ref = modes[0]
+    same = {m: compare_labels(work / ref, work / m, channels) for m in modes[1:]}
+    print(f"labels identical to {ref} (np.array_equal): " + ", ".join(f"{m} {v}" for m, v in same.items()))
+    if args.stages:
+        stage_report(src, work, args, spacing, channels, nbytes)
     if not args.no_label_bench and not args.stack:
         label_bench(src, args.size)
 

@@ -27,7 +27,7 @@ the whole image:
 - `measure_objects`: the objects table from additive per-block partial sums.
 - `write_labels`: zarr or tiled OME-TIFF, chunk row by chunk row.
 
-Intermediate arrays (the smoothed channel, the split keys) are kept in memory
+Intermediate arrays (the smoothed channel, the components, their seed numbers) are kept in memory
 (``persist``) or, with ``tmpdir``, in a temporary zarr store on disk, which
 bounds memory by the chunk size for images larger than RAM.
 
@@ -756,16 +756,18 @@ def _split_block(cc_ov, origin, core, image_shape, spacing, params, gboxes):
     ``cc_ov`` is the block with its halo (global component labels), ``origin`` its
     global start, ``core`` the slices of the block proper inside ``cc_ov``, ``gboxes``
     the global bounding boxes of all components and their first voxels (start, stop,
-    raster index: from the labelling plan). Returns int64 keys ``component * 2**20 +
-    seed`` for the core, the number of seeds of the components whose first voxel is in
-    this core (exactly one block owns each), and the components that reach the
-    window's edge inside the image (split later in their own box).
+    raster index: from the labelling plan). Returns the core's seed numbers (int32: an
+    object is a component's label in ``cc`` and a seed number; 0: not split here), the
+    voxel counts per key ``component * 2**20 + seed``, the number of seeds of the
+    components whose first voxel is in this core (exactly one block owns each), and the
+    components that reach the window's edge inside the image (split later in their own box).
     """
-    keys = np.zeros(tuple(s.stop - s.start for s in core), np.int64)
+    seeds_core = np.zeros(tuple(s.stop - s.start for s in core), np.int32)
     core_labels = cc_ov[tuple(core)]
     ids = np.unique(core_labels[core_labels > 0]).astype(np.int64)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     if ids.size == 0:
-        return keys, {}, []
+        return seeds_core, empty, {}, []
     origin = np.asarray(origin, np.int64)
     lo, hi = gboxes[0][ids - 1] - origin, gboxes[1][ids - 1] - origin  # window coordinates
     wshape = np.asarray(cc_ov.shape)
@@ -775,15 +777,13 @@ def _split_block(cc_ov, origin, core, image_shape, spacing, params, gboxes):
     deferred = ids[cut].tolist()  # larger than the halo: split on the driver, in their own box
     sel, lo, hi = ids[~cut], lo[~cut], hi[~cut]
     if sel.size == 0:
-        return keys, {}, deferred
+        return seeds_core, empty, {}, deferred
     vox, _, seed, n_seeds = classic.split_components(cc_ov, sel, (lo, hi), spacing, params.split_min_distance_um)
     # seeds scattered into the window once; a voxel's component is its label in cc_ov
     seed_win = np.zeros(cc_ov.shape, np.int32)
     seed_win.ravel()[vox] = seed
-    seed_core = seed_win[tuple(core)]
+    seeds_core = np.ascontiguousarray(seed_win[tuple(core)])
     del seed_win, vox, seed
-    hit = seed_core > 0
-    keys[hit] = core_labels[hit].astype(np.int64) * _KEY_STRIDE + seed_core[hit]
     # ownership: the core that holds the component's first voxel. (Not its bounding box's
     # start: that corner may lie outside the component, in a core the component never meets.)
     c0 = np.array([c.start for c in core])
@@ -791,12 +791,28 @@ def _split_block(cc_ov, origin, core, image_shape, spacing, params, gboxes):
     f = np.stack(np.unravel_index(gboxes[2][sel - 1], image_shape), axis=1) - origin
     own = ((f >= c0) & (f < c1)).all(axis=1)
     seeds = {int(g): int(n) for g, n in zip(sel[own], n_seeds[own])}
-    return keys, seeds, deferred
+    return seeds_core, _key_counts(seeds_core, core_labels), seeds, deferred
 
 
-def _key_counts(keys):
-    u, c = np.unique(keys[keys > 0], return_counts=True)
+def _keys(seeds, cc):
+    """Object keys ``component * 2**20 + seed`` of the voxels with a seed, and where they are (flat indices)."""
+    nz = np.flatnonzero(seeds)
+    return cc.ravel()[nz].astype(np.int64) * _KEY_STRIDE + seeds.ravel()[nz], nz
+
+
+def _key_counts(seeds, cc):
+    u, c = np.unique(_keys(seeds, cc)[0], return_counts=True)
     return u, c
+
+
+def _lookup_seeds(seeds, cc, table_keys, table_vals):
+    """Final labels of a block from its seed numbers and component labels (objects not in the table: 0)."""
+    out = np.zeros(seeds.shape, np.int32)
+    k, nz = _keys(seeds, cc)
+    if nz.size and table_keys.size:
+        pos = np.minimum(np.searchsorted(table_keys, k), table_keys.size - 1)
+        out.ravel()[nz] = np.where(table_keys[pos] == k, table_vals[pos], 0)
+    return out
 
 
 def _lookup(keys, table_keys, table_vals):
@@ -897,30 +913,32 @@ def segment_cells(channel, spacing_um, params: RoleSegmentation, *, within=None,
             plan.labels = None
             filled = None
             cc_path = None if ws is None else os.path.join(ws, "components0.zarr")
-            keys, counts, seeds, patches = _split_all(cc, halo, spacing, params, ws, scheduler, cc_path, plan)
-            keys = _patched_keys(keys, cc, patches)
-            labels, n = _number(keys, counts, seeds, plan.n, spacing, params, ws, scheduler)
-            del counts, seeds, patches
+            # an object is (its component's label in cc, its seed number): int32 seed numbers, not int64 keys
+            seed_no, counts, n_seeds, patches = _split_all(cc, halo, spacing, params, ws, scheduler, cc_path, plan)
+            seed_no = _patched_keys(seed_no, cc, patches)
+            labels, n = _number(seed_no, cc, counts, n_seeds, plan.n, spacing, params, ws, scheduler)
+            del counts, n_seeds, patches
         else:
             plan = _plan_labels(filled, full, scheduler=scheduler, keep=keep)
             cc = _apply_plan(filled, full, _relabel_block, plan, np.int64)
-            parts = _reduce(cc, None, lambda b, w: _key_counts(b), combine=lambda p: p, scheduler=scheduler)
+            parts = _reduce(cc, None, lambda b, w: np.unique(b[b > 0], return_counts=True), combine=lambda p: p,
+                            scheduler=scheduler)
             labels, n = _size_filter(cc, parts, spacing, params, ws, scheduler, key_is_label=True)
-            keys = None
+            seed_no = None
         filled = plan = None
         # cached: measuring and writing each read the labels (else each redoes patches and lookups)
         (labels,), _ = _materialize([labels], [], ws, scheduler, name="labels")
-        del cc, keys
+        del cc, seed_no
     return ChunkedSegmentation(labels=labels, n_objects=n, threshold=float(t))
 
 
-def _split_window(cc_path, slices, keys_path, dst, *args):
-    """On disk: read the window, split, write the keys of the core, return only the small stats."""
+def _split_window(cc_path, slices, seeds_path, dst, *args):
+    """On disk: read the window, split, write the seed numbers of the core, return only the small stats."""
     import zarr
 
-    keys, seeds, deferred = _split_block(_read(cc_path, slices), *args)
-    zarr.open_array(keys_path, mode="r+")[dst] = keys
-    return seeds, _key_counts(keys), deferred
+    seeds_core, counts, seeds, deferred = _split_block(_read(cc_path, slices), *args)
+    zarr.open_array(seeds_path, mode="r+")[dst] = seeds_core
+    return seeds, counts, deferred
 
 
 def _deferred_ids(plan, cc, depth) -> list:
@@ -1012,9 +1030,9 @@ def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, bo
     if cc_path is not None:
         import zarr
 
-        keys_path = os.path.join(ws, "keys.zarr")
+        keys_path = os.path.join(ws, "seeds.zarr")
         zarr.open_array(store=keys_path, mode="w", shape=cc.shape, chunks=tuple(c[0] for c in cc.chunks),
-                        dtype=np.int64)
+                        dtype=np.int32)
     for i in np.ndindex(*cc.numblocks):
         bstart = [int(starts[a][i[a]]) for a in range(cc.ndim)]
         bshape = [cc.chunks[a][i[a]] for a in range(cc.ndim)]
@@ -1023,16 +1041,16 @@ def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, bo
         core = tuple(slice(bstart[a] - origin[a], bstart[a] - origin[a] + bshape[a]) for a in range(cc.ndim))
         wsl = tuple(slice(o, e) for o, e in zip(origin, stop))
         if cc_path is None:
-            res = dask.delayed(_split_block, nout=3)(cc[wsl], origin, core, cc.shape, spacing, params, gboxes)
-            key_blocks[i] = da.from_delayed(res[0], shape=tuple(bshape), dtype=np.int64)
-            stats.append(dask.delayed(lambda r: (r[1], _key_counts(r[0]), r[2]))(res))
+            res = dask.delayed(_split_block, nout=4)(cc[wsl], origin, core, cc.shape, spacing, params, gboxes)
+            key_blocks[i] = da.from_delayed(res[0], shape=tuple(bshape), dtype=np.int32)
+            stats.append(dask.delayed(lambda r: (r[2], r[1], r[3]))(res))
         else:  # each task reads its own window and writes its keys: nothing shared is held in memory
             dst = tuple(slice(b, b + n) for b, n in zip(bstart, bshape))
             stats.append(dask.delayed(_split_window)(cc_path, wsl, keys_path, dst, origin, core, cc.shape, spacing,
                                                      params, gboxes))
     if cc_path is None:
         keys = da.block(key_blocks.tolist())
-        (keys,), stats = _materialize([keys], stats, ws, scheduler, name="keys")
+        (keys,), stats = _materialize([keys], stats, ws, scheduler, name="seeds")
     else:
         stats = list(dask.compute(*stats, scheduler=scheduler))
         keys = da.from_zarr(keys_path).rechunk(cc.chunks)
@@ -1059,7 +1077,7 @@ def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, bo
 
 
 def _apply_patches(keys, cc_block, start, patches):
-    """Keys of the components split on the driver, written where they meet this block."""
+    """Seed numbers of the components split on the driver, written where they meet this block."""
     keys = keys.copy()
     for box, gid, lab in patches:
         inter = [slice(max(b.start, s0), min(b.stop, s0 + n)) for b, s0, n in zip(box, start, keys.shape)]
@@ -1070,7 +1088,7 @@ def _apply_patches(keys, cc_block, start, patches):
         part = lab[src]
         here = (cc_block[dst] == gid) & (part > 0)
         sub = keys[dst]
-        sub[here] = np.int64(gid) * _KEY_STRIDE + part[here].astype(np.int64)
+        sub[here] = part[here]
     return keys
 
 
@@ -1087,7 +1105,7 @@ def _patched_keys(keys, cc, patches):
                 if all(b.start < s0 + n and b.stop > s0 for b, s0, n in zip(p[0], start, shape))]
         if mine:
             out[i] = da.from_delayed(dask.delayed(_apply_patches)(kb[i], cb[i], start, mine), shape=shape,
-                                     dtype=np.int64)
+                                     dtype=np.int32)
         else:
             out[i] = keys.blocks[i]
     return da.block(out.tolist())
@@ -1099,7 +1117,7 @@ def _size_bounds(spacing, params):
     return lo, hi
 
 
-def _number(keys, counts, seeds, n_components, spacing, params, ws, scheduler):
+def _number(keys, cc, counts, seeds, n_components, spacing, params, ws, scheduler):
     """Global numbering of the split objects (component order, then seed) and the size filter."""
     k = np.concatenate([c[0] for c in counts]) if counts else np.zeros(0, np.int64)
     v = np.concatenate([c[1] for c in counts]) if counts else np.zeros(0, np.int64)
@@ -1119,7 +1137,7 @@ def _number(keys, counts, seeds, n_components, spacing, params, ws, scheduler):
     final[order] = np.arange(1, keep.sum() + 1)
     tk = obj_keys[keep]
     srt = np.argsort(tk)
-    labels = keys.map_blocks(_lookup, tk[srt], final[srt], dtype=np.int32)
+    labels = da.map_blocks(_lookup_seeds, keys, cc, tk[srt], final[srt], dtype=np.int32)
     return labels, int(keep.sum())
 
 

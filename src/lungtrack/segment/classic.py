@@ -200,16 +200,17 @@ def threshold_value(image: np.ndarray, method, *, within: np.ndarray | None = No
         return float("inf")
     t = float(_THRESHOLDS[method](values))
     if min_signal_ratio > 0:
-        t = max(t, min_signal_ratio * autofluorescence_level(values))
+        # the floor's Otsu split is the threshold itself when the method is Otsu (one histogram, not two)
+        t = max(t, min_signal_ratio * autofluorescence_level(values, otsu=t if method == "otsu" else None))
     return t
 
 
-def autofluorescence_level(values: np.ndarray) -> float:
-    """Median of the dimmer Otsu class of background-corrected tissue voxels."""
+def autofluorescence_level(values: np.ndarray, otsu: float | None = None) -> float:
+    """Median of the dimmer Otsu class of background-corrected tissue voxels (``otsu``: that split, if known)."""
     values = np.asarray(values).ravel()
     if values.size == 0 or float(values.max()) == float(values.min()):
         return float(values.max()) if values.size else 0.0
-    low = values[values <= filters.threshold_otsu(values)]
+    low = values[values <= (filters.threshold_otsu(values) if otsu is None else otsu)]
     return float(np.median(low))
 
 
