@@ -915,7 +915,7 @@ def segment_cells(channel, spacing_um, params: RoleSegmentation, *, within=None,
             cc_path = None if ws is None else os.path.join(ws, "components0.zarr")
             # an object is (its component's label in cc, its seed number): int32 seed numbers, not int64 keys
             seed_no, counts, n_seeds, patches = _split_all(cc, halo, spacing, params, ws, scheduler, cc_path, plan)
-            seed_no = _patched_keys(seed_no, cc, patches)
+            seed_no = _patched_seeds(seed_no, cc, patches)
             labels, n = _number(seed_no, cc, counts, n_seeds, plan.n, spacing, params, ws, scheduler)
             del counts, n_seeds, patches
         else:
@@ -1025,13 +1025,13 @@ def _split_all(cc, halo, spacing, params, ws, scheduler, cc_path, plan):
 
 
 def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, boxes, early, gboxes):
-    key_blocks = np.empty(cc.numblocks, dtype=object)
+    seed_blocks = np.empty(cc.numblocks, dtype=object)
     stats = []
     if cc_path is not None:
         import zarr
 
-        keys_path = os.path.join(ws, "seeds.zarr")
-        zarr.open_array(store=keys_path, mode="w", shape=cc.shape, chunks=tuple(c[0] for c in cc.chunks),
+        seeds_path = os.path.join(ws, "seeds.zarr")
+        zarr.open_array(store=seeds_path, mode="w", shape=cc.shape, chunks=tuple(c[0] for c in cc.chunks),
                         dtype=np.int32)
     for i in np.ndindex(*cc.numblocks):
         bstart = [int(starts[a][i[a]]) for a in range(cc.ndim)]
@@ -1042,18 +1042,18 @@ def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, bo
         wsl = tuple(slice(o, e) for o, e in zip(origin, stop))
         if cc_path is None:
             res = dask.delayed(_split_block, nout=4)(cc[wsl], origin, core, cc.shape, spacing, params, gboxes)
-            key_blocks[i] = da.from_delayed(res[0], shape=tuple(bshape), dtype=np.int32)
+            seed_blocks[i] = da.from_delayed(res[0], shape=tuple(bshape), dtype=np.int32)
             stats.append(dask.delayed(lambda r: (r[2], r[1], r[3]))(res))
-        else:  # each task reads its own window and writes its keys: nothing shared is held in memory
+        else:  # each task reads its own window and writes its seed numbers: nothing shared is held in memory
             dst = tuple(slice(b, b + n) for b, n in zip(bstart, bshape))
-            stats.append(dask.delayed(_split_window)(cc_path, wsl, keys_path, dst, origin, core, cc.shape, spacing,
+            stats.append(dask.delayed(_split_window)(cc_path, wsl, seeds_path, dst, origin, core, cc.shape, spacing,
                                                      params, gboxes))
     if cc_path is None:
-        keys = da.block(key_blocks.tolist())
-        (keys,), stats = _materialize([keys], stats, ws, scheduler, name="seeds")
+        seed_no = da.block(seed_blocks.tolist())
+        (seed_no,), stats = _materialize([seed_no], stats, ws, scheduler, name="seeds")
     else:
         stats = list(dask.compute(*stats, scheduler=scheduler))
-        keys = da.from_zarr(keys_path).rechunk(cc.chunks)
+        seed_no = da.from_zarr(seeds_path).rechunk(cc.chunks)
     seeds = {}
     for s, _, _ in stats:
         seeds.update(s)
@@ -1073,41 +1073,41 @@ def _split_blocks(cc, depth, starts, spacing, params, ws, scheduler, cc_path, bo
             seeds[gid] = n_seeds
             counts.append(kc)
             patches.append((boxes[gid], gid, lab))
-    return keys, counts, seeds, patches
+    return seed_no, counts, seeds, patches
 
 
-def _apply_patches(keys, cc_block, start, patches):
+def _apply_patches(seed_no, cc_block, start, patches):
     """Seed numbers of the components split on the driver, written where they meet this block."""
-    keys = keys.copy()
+    seed_no = seed_no.copy()
     for box, gid, lab in patches:
-        inter = [slice(max(b.start, s0), min(b.stop, s0 + n)) for b, s0, n in zip(box, start, keys.shape)]
+        inter = [slice(max(b.start, s0), min(b.stop, s0 + n)) for b, s0, n in zip(box, start, seed_no.shape)]
         if any(i.start >= i.stop for i in inter):
             continue
         src = tuple(slice(i.start - b.start, i.stop - b.start) for i, b in zip(inter, box))
         dst = tuple(slice(i.start - s0, i.stop - s0) for i, s0 in zip(inter, start))
         part = lab[src]
         here = (cc_block[dst] == gid) & (part > 0)
-        sub = keys[dst]
+        sub = seed_no[dst]
         sub[here] = part[here]
-    return keys
+    return seed_no
 
 
-def _patched_keys(keys, cc, patches):
+def _patched_seeds(seed_no, cc, patches):
     if not patches:
-        return keys
-    starts = [np.r_[0, np.cumsum(c)] for c in keys.chunks]
-    kb, cb = keys.to_delayed(), cc.to_delayed()
-    out = np.empty(keys.numblocks, dtype=object)
-    for i in np.ndindex(*keys.numblocks):
-        start = tuple(int(starts[a][i[a]]) for a in range(keys.ndim))
-        shape = tuple(keys.chunks[a][i[a]] for a in range(keys.ndim))
+        return seed_no
+    starts = [np.r_[0, np.cumsum(c)] for c in seed_no.chunks]
+    kb, cb = seed_no.to_delayed(), cc.to_delayed()
+    out = np.empty(seed_no.numblocks, dtype=object)
+    for i in np.ndindex(*seed_no.numblocks):
+        start = tuple(int(starts[a][i[a]]) for a in range(seed_no.ndim))
+        shape = tuple(seed_no.chunks[a][i[a]] for a in range(seed_no.ndim))
         mine = [p for p in patches
                 if all(b.start < s0 + n and b.stop > s0 for b, s0, n in zip(p[0], start, shape))]
         if mine:
             out[i] = da.from_delayed(dask.delayed(_apply_patches)(kb[i], cb[i], start, mine), shape=shape,
                                      dtype=np.int32)
         else:
-            out[i] = keys.blocks[i]
+            out[i] = seed_no.blocks[i]
     return da.block(out.tolist())
 
 
@@ -1117,7 +1117,7 @@ def _size_bounds(spacing, params):
     return lo, hi
 
 
-def _number(keys, cc, counts, seeds, n_components, spacing, params, ws, scheduler):
+def _number(seed_no, cc, counts, seeds, n_components, spacing, params, ws, scheduler):
     """Global numbering of the split objects (component order, then seed) and the size filter."""
     k = np.concatenate([c[0] for c in counts]) if counts else np.zeros(0, np.int64)
     v = np.concatenate([c[1] for c in counts]) if counts else np.zeros(0, np.int64)
@@ -1137,7 +1137,7 @@ def _number(keys, cc, counts, seeds, n_components, spacing, params, ws, schedule
     final[order] = np.arange(1, keep.sum() + 1)
     tk = obj_keys[keep]
     srt = np.argsort(tk)
-    labels = da.map_blocks(_lookup_seeds, keys, cc, tk[srt], final[srt], dtype=np.int32)
+    labels = da.map_blocks(_lookup_seeds, seed_no, cc, tk[srt], final[srt], dtype=np.int32)
     return labels, int(keep.sum())
 
 
@@ -1351,7 +1351,7 @@ def tissue_mask_reduced(channels, spacing_um, params, *, max_voxels: int = 4096 
     return da.map_blocks(up, dtype=bool, chunks=chunks, meta=np.zeros((0,) * nd, bool))
 
 
-_BYTES_PER_VOXEL = 40  # a role's in-memory intermediates: smoothed, filled, components, keys, labels
+_BYTES_PER_VOXEL = 40  # a role's in-memory intermediates (smoothed, filled, components, seeds, labels), with margin
 
 
 def _physical_memory() -> float:
