@@ -314,7 +314,7 @@ def main():
         src, spacing, channels = make_stack(), [2.0, 1.0, 1.0], {"msc": 0}
         shape = "1 x 32 x 2048 x 2048"
     else:
-        src, spacing, channels = make_section(args.size), [1.0, 1.0], {"msc": 1, "macrophage": 2, "nuclei": 0}
+        src, spacing, channels = make_section(args.size), [1.0, 1.0], {"nuclei": 0, "msc": 1, "macrophage": 2}  # the pipeline's order
         shape = f"3 x {args.size} x {args.size}"
     import zarr
 
