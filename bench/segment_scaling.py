@@ -1,6 +1,7 @@
 """Benchmark: chunked segmentation (1 and 2 threads) vs whole-image segmentation, same output.
 
     python bench/segment_scaling.py [--size 4096] [--chunk 2048] [--repeat 3] [--stack] [--no-split] [--no-label-bench]
+                                    [--modes plain,whole,chunked-1,chunked-2] [--stages] [--prefault GB]
 
 Input: a synthetic 3 x SIZE x SIZE uint16 lung section (tiles of
 `lungtrack.synthetic.simulate_section`, cached as zarr in $TMPDIR/lungtrack-bench);
@@ -8,13 +9,17 @@ with ``--stack`` a 32 x 2048 x 2048 z-stack (single channel, anisotropic).
 Every mode runs in its own subprocess (own peak RSS) and does the same work for the
 MSC, macrophage and nuclei channels: segment -> measure objects -> write label TIFFs.
 
-- ``whole``: `classic.segment_cells` (scipy/scikit-image on the whole array, one process),
-  `measure.measure_objects`, `io.write_labels` (the baseline);
-- ``chunked-1`` / ``chunked-2``: `segment.blockwise.segment_cells` on 1 / 2 threads,
-  `blockwise.measure_objects`, `blockwise.write_labels` (tiled OME-TIFF).
+- ``plain``: the same segmentation written with scipy / scikit-image calls on the whole
+  array, component by component (`peak_local_max`, `watershed`), `regionprops_table`,
+  `tifffile.imwrite` (the issue's baseline; same labels);
+- ``whole``: `classic.segment_cells` (lungtrack's whole-image path, one process),
+  `measure.measure_objects`, `io.write_labels`;
+- ``chunked-1`` / ``chunked-2``: `segment.blockwise.segment_roles` on 1 / 2 threads
+  (`segment_cells`, `measure_objects` from per-chunk sums, tiled OME-TIFF).
 
-Prints times, ratios to the baseline, peak RSS, input MB/s per core, and whether
-the label images are identical. Then compares the labelling stage alone:
+Prints times (with the system time: page faults), ratios to both baselines, peak RSS,
+input MB/s per core, and whether the label images are identical; ``--stages`` adds the
+CPU time of each step of the chunked path on 1 thread. Then compares the labelling stage alone:
 `blockwise.label` vs `scipy.ndimage.label` vs `dask_image.ndmeasure.label` (skipped if
 dask-image is not installed; it is not a lungtrack dependency).
 """
