@@ -7,6 +7,7 @@ magnification.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 
@@ -35,18 +36,20 @@ def _sigma_px(sigma_um: float, spacing_um) -> tuple[float, ...]:
     return tuple(sigma_um / s for s in spacing_um)
 
 
-_STRIP = 64  # voxels along the last axis per strip in `gaussian`
+_STRIP = 64  # voxels along the last axis per block in `gaussian`
+_STRIP_BYTES = 1 << 20  # a block's size at most (it stays in the L2 cache while filtered)
 
 
 def gaussian(image: np.ndarray, sigma) -> np.ndarray:
-    """``scipy.ndimage.gaussian_filter(image, sigma)``, bit for bit, about 1.5 x faster on large images.
+    """``scipy.ndimage.gaussian_filter(image, sigma)``, bit for bit, 1.6-2 x faster on large images.
 
-    scipy filters every axis but the last along strided lines (one cache miss per
-    voxel: on a 4096² float32 image the first axis takes 4 x as long as the last, and
-    two threads barely run it faster than one). Here each earlier axis is filtered in
-    strips of `_STRIP` voxels along the last axis, each strip copied so that the
-    axis is contiguous; every line is still filtered by scipy's own 1D filter in the
-    same axis order, so the result is identical.
+    scipy filters every axis but the last along strided lines, one cache miss per
+    voxel: on a 4096² float32 image its first axis took 0.38 s and its last 0.07 s,
+    and two threads barely ran the first faster than one. Here each earlier axis is
+    filtered in blocks copied out of the image, the axis whole and `_STRIP` voxels
+    along the last axis (and as many along the others as fit in `_STRIP_BYTES`), which
+    stay in the cache while scipy's own 1D filter runs on them; every line is filtered
+    by that filter, in the same axis order, so the result is identical.
 
     Examples
     --------
@@ -64,16 +67,32 @@ def gaussian(image: np.ndarray, sigma) -> np.ndarray:
         if sig[ax] <= 1e-15:  # scipy skips such axes
             continue
         if ax == img.ndim - 1 or img.shape[ax] == 1:
-            # (a length-1 axis has no strided lines; scipy's float64 result differs in the last bit
-            # between a (1, n) image and (n, 1) strips, so it is filtered as scipy does)
+            # (a length-1 axis has no strided lines: filtered as scipy does, to keep its last bit)
             ndi.gaussian_filter1d(src, sig[ax], axis=ax, output=out)
         else:
-            for j in range(0, img.shape[-1], _STRIP):
-                strip = np.ascontiguousarray(np.moveaxis(src[..., j:j + _STRIP], ax, -1))
-                ndi.gaussian_filter1d(strip, sig[ax], axis=-1, output=strip)
-                out[..., j:j + _STRIP] = np.moveaxis(strip, -1, ax)
+            _filter_in_blocks(src, out, sig[ax], ax)
         src = out
     return out if src is out else img.copy()
+
+
+def _filter_in_blocks(src: np.ndarray, out: np.ndarray, sigma: float, ax: int) -> None:
+    """`gaussian`'s pass along a non-last axis ``ax``, block by block (``out`` may be ``src``)."""
+    others = [d for d in range(src.ndim - 1) if d != ax]
+    step = {d: 1 for d in others}
+    if others:  # the block grows along the last of the other axes while it fits the budget
+        per_row = src.shape[ax] * _STRIP * src.itemsize
+        step[others[-1]] = max(1, _STRIP_BYTES // per_row)
+    starts = [range(0, src.shape[d], step[d]) for d in others]
+    for idx in itertools.product(*starts):
+        for j in range(0, src.shape[-1], _STRIP):
+            sl = [slice(None)] * src.ndim
+            for d, i in zip(others, idx):
+                sl[d] = slice(i, i + step[d])
+            sl[-1] = slice(j, j + _STRIP)
+            sl = tuple(sl)
+            block = np.ascontiguousarray(src[sl])
+            ndi.gaussian_filter1d(block, sigma, axis=ax, output=block)
+            out[sl] = block
 
 
 def subtract_background(channel: np.ndarray, spacing_um, radius_um: float) -> np.ndarray:
