@@ -805,23 +805,26 @@ def _key_counts(seeds, cc):
     return u, c
 
 
+def _table_get(k, table_keys, table_vals):
+    """``table_vals`` at ``k`` in the sorted ``table_keys`` (0 for keys not in the table)."""
+    if not table_keys.size:
+        return np.zeros(k.size, np.int32)
+    pos = np.minimum(np.searchsorted(table_keys, k), table_keys.size - 1)
+    return np.where(table_keys[pos] == k, table_vals[pos], 0)
+
+
 def _lookup_seeds(seeds, cc, table_keys, table_vals):
     """Final labels of a block from its seed numbers and component labels (objects not in the table: 0)."""
     out = np.zeros(seeds.shape, np.int32)
     k, nz = _keys(seeds, cc)
-    if nz.size and table_keys.size:
-        pos = np.minimum(np.searchsorted(table_keys, k), table_keys.size - 1)
-        out.ravel()[nz] = np.where(table_keys[pos] == k, table_vals[pos], 0)
+    out.ravel()[nz] = _table_get(k, table_keys, table_vals)
     return out
 
 
 def _lookup(keys, table_keys, table_vals):
     out = np.zeros(keys.shape, np.int32)
     fg = keys > 0
-    if fg.any() and table_keys.size:
-        k = keys[fg]
-        pos = np.minimum(np.searchsorted(table_keys, k), table_keys.size - 1)
-        out[fg] = np.where(table_keys[pos] == k, table_vals[pos], 0)
+    out[fg] = _table_get(keys[fg], table_keys, table_vals)
     return out
 
 

@@ -67,7 +67,8 @@ def gaussian(image: np.ndarray, sigma) -> np.ndarray:
         if sig[ax] <= 1e-15:  # scipy skips such axes
             continue
         if ax == img.ndim - 1 or img.shape[ax] == 1:
-            # (a length-1 axis has no strided lines: filtered as scipy does, to keep its last bit)
+            # (a length-1 axis: scipy's float64 result for it depends on the array's layout in the
+            # last bit, so it gets the same call on the same array as in gaussian_filter)
             ndi.gaussian_filter1d(src, sig[ax], axis=ax, output=out)
         else:
             _filter_in_blocks(src, out, sig[ax], ax)
