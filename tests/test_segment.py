@@ -79,22 +79,34 @@ def test_small_field_where_mscs_are_much_of_the_tissue():
     assert match_objects(s.labels["macrophage"], seg["macrophage"])["f1"] >= 0.9
 
 
-@pytest.mark.parametrize("shape", [(300, 301), (70, 64), (65, 200), (5, 30, 129), (3, 100, 64), (1, 300), (9,)])
+@pytest.mark.parametrize("shape", [(300, 301), (70, 64), (65, 200), (5, 30, 129), (3, 100, 64), (1, 300), (9,),
+                                   (7, 13), (1, 1), (2, 1, 5), (4, 3, 2)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_strip_gaussian_equals_scipy(shape, dtype):
-    """classic.gaussian (earlier axes filtered in contiguous strips) = scipy's gaussian_filter, bit for bit."""
+def test_gaussian_equals_scipy(shape, dtype):
+    """classic.gaussian (compiled, vectorised loops) = scipy's gaussian_filter, bit for bit.
+
+    Includes lines shorter than the kernel (scipy reflects them periodically), a radius of
+    0 (sigma 0.1), negative values, infinities and NaN, and a non-contiguous input.
+    """
     from lungtrack.segment import classic
 
     rng = np.random.default_rng(len(shape) + shape[-1])
-    img = (rng.random(shape) * 1000).astype(dtype)
+    img = ((rng.random(shape) - 0.3) * 1000).astype(dtype)
     n = img.ndim
-    for sigma in (1.0, 2.5, (0.7, 3.0, 1.2)[-n:], (0.0,) * n, (0.0, 1.5, 0.5)[-n:]):
+    for sigma in (1.0, 2.5, 6.0, 0.1, (0.7, 3.0, 1.2)[-n:], (0.0,) * n, (0.0, 1.5, 0.5)[-n:]):
         out, ref = classic.gaussian(img, sigma), ndi.gaussian_filter(img, sigma)
         assert out.dtype == ref.dtype and np.array_equal(out, ref), sigma
         assert not np.shares_memory(out, img)
     before = img.copy()
     classic.gaussian(img, 1.0)
     assert np.array_equal(img, before)  # the input is left as it was
+    if img.size > 100:
+        odd = img.copy()
+        odd.flat[::37] = np.inf
+        odd.flat[5] = np.nan
+        assert np.array_equal(classic.gaussian(odd, 1.5), ndi.gaussian_filter(odd, 1.5), equal_nan=True)
+        view = img[..., ::2]  # not contiguous
+        assert np.array_equal(classic.gaussian(view, 1.2), ndi.gaussian_filter(view, 1.2))
 
 
 @pytest.mark.parametrize("shape", [(300, 301), (1, 9), (1, 1), (4, 60, 70), (0, 4, 4)])
