@@ -36,71 +36,156 @@ def _reflect(i, n):
 
 
 @numba.njit(cache=True, nogil=True)
-def _filter_middle(src, out, w):
-    """Filter ``src`` (pre, n, post) along axis 1 into ``out`` (may be ``src``); ``w``: centre tap, then outward."""
+def _filter_middle(src, out, w, lo):
+    """Filter ``src`` (pre, n, post) along axis 1: ``out[:, i]`` is the output at ``src`` index ``lo + i``.
+
+    ``w``: the centre tap, then outward. ``out`` may be ``src`` (lo = 0, same shape):
+    each block of columns is buffered before it is written.
+    """
     pre, n, post = src.shape
+    m = out.shape[1]
     r = w.shape[0] - 1
     cols = min(_COLS, post)
-    # the block, extended by r reflected rows at each end, as float64 (scipy's line buffer)
-    buf = np.empty((n + 2 * r, cols), np.float64)
+    # the rows the outputs need (reflected beyond the ends), as float64: scipy's line buffer
+    nb = m + 2 * r
+    buf = np.empty((nb, cols), np.float64)
     acc = np.empty(cols, np.float64)
     for p in range(pre):
         for q0 in range(0, post, cols):
             c = min(cols, post - q0)
-            for j in range(n + 2 * r):
-                row = src[p, _reflect(j - r, n), q0:q0 + c]
+            for j in range(nb):
+                row = src[p, _reflect(lo + j - r, n), q0:q0 + c]
                 b = buf[j]
                 for q in range(c):
                     b[q] = row[q]
-            for i in range(n):
+            for i in range(m):
                 centre = buf[i + r]
                 w0 = w[0]
                 for q in range(c):
                     acc[q] = centre[q] * w0
                 for k in range(r, 0, -1):
-                    lo = buf[i + r - k]
-                    hi = buf[i + r + k]
+                    below = buf[i + r - k]
+                    above = buf[i + r + k]
                     wk = w[k]
                     for q in range(c):
-                        acc[q] += (lo[q] + hi[q]) * wk
+                        acc[q] += (below[q] + above[q]) * wk
                 o = out[p, i, q0:q0 + c]
                 for q in range(c):
                     o[q] = acc[q]
 
 
 @numba.njit(cache=True, nogil=True)
-def _filter_last(src, out, w):
-    """Filter ``src`` (pre, n) along its last axis into ``out`` (may be ``src``: each line is buffered)."""
-    pre, n = src.shape
+def _line(line, buf, acc, out, w, lo):
+    """One line along the last axis: ``out[i]`` is the output at ``line`` index ``lo + i`` (``out`` may be ``line``)."""
+    n = line.shape[0]
+    m = out.shape[0]
     r = w.shape[0] - 1
-    buf = np.empty(n + 2 * r, np.float64)
-    acc = np.empty(n, np.float64)
+    # buf[j] = line[lo - r + j], reflected beyond the ends
+    for j in range(m + 2 * r):
+        t = lo - r + j
+        buf[j] = line[t] if 0 <= t < n else line[_reflect(t, n)]
+    # views, so that every index below is a loop counter (no negative-index check: vectorised)
+    centre = buf[r:r + m]
+    w0 = w[0]
+    for i in range(m):
+        acc[i] = centre[i] * w0
+    for k in range(r, 0, -1):
+        below = buf[r - k:r - k + m]
+        above = buf[r + k:r + k + m]
+        wk = w[k]
+        for i in range(m):
+            acc[i] += (below[i] + above[i]) * wk
+    for i in range(m):
+        out[i] = acc[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _filter_last(src, out, w, lo):
+    """Filter ``src`` (pre, n) along its last axis: ``out[:, i]`` is the output at index ``lo + i``."""
+    pre = src.shape[0]
+    m = out.shape[1]
+    r = w.shape[0] - 1
+    buf = np.empty(m + 2 * r, np.float64)
+    acc = np.empty(m, np.float64)
     for p in range(pre):
-        line = src[p]
-        for j in range(n):
-            buf[j + r] = line[j]
-        for j in range(r):
-            buf[j] = line[_reflect(j - r, n)]
-            buf[n + r + j] = line[_reflect(n + j, n)]
-        # views, so that every index below is a loop counter (no negative-index check: vectorised)
-        centre = buf[r:r + n]
-        w0 = w[0]
-        for i in range(n):
-            acc[i] = centre[i] * w0
-        for k in range(r, 0, -1):
-            lo = buf[r - k:r - k + n]
-            hi = buf[r + k:r + k + n]
-            wk = w[k]
-            for i in range(n):
-                acc[i] += (lo[i] + hi[i]) * wk
-        o = out[p]
-        for i in range(n):
-            o[i] = acc[i]
+        _line(src[p], buf, acc, out[p], w, lo)
 
 
-def filter_axis(src: np.ndarray, out: np.ndarray, half_weights: np.ndarray, axis: int) -> None:
-    """Correlate C-contiguous ``src`` with a symmetric kernel along ``axis`` into ``out`` (same shape, may be ``src``).
+@numba.njit(cache=True, nogil=True)
+def _filter_rows(src, out, wy, lo_y, wx, lo_x):
+    """Filter (pre, ny, nx) ``src`` along axis 1, then along axis 2, row by row, into (pre, my, mx) ``out``.
 
+    Each row of the first pass is rounded to ``out``'s type (as scipy stores it between
+    axes) and filtered along the last axis at once, while it is in the cache: no
+    intermediate image. ``out`` must not overlap ``src``.
+    """
+    pre, ny, nx = src.shape
+    my, mx = out.shape[1], out.shape[2]
+    r = wy.shape[0] - 1
+    rx = wx.shape[0] - 1
+    row = np.empty(nx, out.dtype)
+    acc = np.empty(nx, np.float64)
+    buf = np.empty(mx + 2 * rx, np.float64)
+    acc_x = np.empty(mx, np.float64)
+    for p in range(pre):
+        for i in range(my):
+            centre = src[p, _reflect(lo_y + i, ny)]
+            w0 = wy[0]
+            for q in range(nx):
+                acc[q] = np.float64(centre[q]) * w0
+            for k in range(r, 0, -1):
+                below = src[p, _reflect(lo_y + i - k, ny)]
+                above = src[p, _reflect(lo_y + i + k, ny)]
+                wk = wy[k]
+                for q in range(nx):
+                    acc[q] += (np.float64(below[q]) + np.float64(above[q])) * wk
+            for q in range(nx):
+                row[q] = acc[q]
+            _line(row, buf, acc_x, out[p, i], wx, lo_x)
+
+
+@numba.njit(cache=True, nogil=True)
+def correct_background(img, padded, ja0, jb0, w0, ja1, jb1, w1, ja2, jb2, w2, out):
+    """``max(img - bg, 0)`` in float32, ``bg`` interpolated from ``padded`` (the shrunken background) on the fly.
+
+    3D arrays (a 2D image as one plane). Per axis, output voxel i interpolates between
+    ``padded`` indices ``ja[i]`` and ``jb[i]`` with weight ``w[i]``, as
+    ``lungtrack.segment.classic.upsample_linear``: the same float32 operations
+    (``a + w * (b - a)``, axis 0, then 1, then 2), so the same bits, without its three
+    full-size temporaries.
+    """
+    nz, ny, nx = img.shape
+    py, px = padded.shape[1], padded.shape[2]
+    plane = np.empty((py, px), np.float32)
+    line = np.empty(px, np.float32)
+    zero = np.float32(0)
+    for z in range(nz):
+        a = padded[ja0[z]]
+        b = padded[jb0[z]]
+        wz = w0[z]
+        for s in range(py):
+            for t in range(px):
+                plane[s, t] = a[s, t] + wz * (b[s, t] - a[s, t])
+        for y in range(ny):
+            ra = plane[ja1[y]]
+            rb = plane[jb1[y]]
+            wy = w1[y]
+            for t in range(px):
+                line[t] = ra[t] + wy * (rb[t] - ra[t])
+            src = img[z, y]
+            o = out[z, y]
+            for x in range(nx):
+                la = line[ja2[x]]
+                bg = la + w2[x] * (line[jb2[x]] - la)
+                v = np.float32(src[x]) - bg
+                o[x] = v if v > zero else zero
+
+
+def filter_axis(src: np.ndarray, out: np.ndarray, half_weights: np.ndarray, axis: int, lo: int = 0) -> None:
+    """Correlate C-contiguous ``src`` with a symmetric kernel along ``axis`` into ``out``.
+
+    ``out`` has ``src``'s shape except along ``axis``, where its index i is ``src``'s
+    ``lo + i`` (``out`` may be ``src`` when they have the same shape).
     ``half_weights``: the centre tap, then the taps at distance 1 ... r (float64).
     Reflect boundary, float64 accumulation, as ``scipy.ndimage.correlate1d``.
     """
@@ -109,6 +194,14 @@ def filter_axis(src: np.ndarray, out: np.ndarray, half_weights: np.ndarray, axis
     post = int(np.prod(shape[axis + 1:], dtype=np.int64))
     w = np.ascontiguousarray(half_weights, dtype=np.float64)
     if post == 1:
-        _filter_last(src.reshape(pre, shape[axis]), out.reshape(pre, shape[axis]), w)
+        _filter_last(src.reshape(pre, shape[axis]), out.reshape(pre, out.shape[axis]), w, lo)
     else:
-        _filter_middle(src.reshape(pre, shape[axis], post), out.reshape(pre, shape[axis], post), w)
+        _filter_middle(src.reshape(pre, shape[axis], post), out.reshape(pre, out.shape[axis], post), w, lo)
+
+
+def filter_last_two(src: np.ndarray, out: np.ndarray, wy: np.ndarray, lo_y: int, wx: np.ndarray, lo_x: int) -> None:
+    """`filter_axis` along the last two axes of C-contiguous ``src``, fused row by row (``out``: a new array)."""
+    sh, osh = src.shape, out.shape
+    pre = int(np.prod(sh[:-2], dtype=np.int64))
+    _filter_rows(src.reshape(pre, sh[-2], sh[-1]), out.reshape(pre, osh[-2], osh[-1]),
+                 np.ascontiguousarray(wy, np.float64), lo_y, np.ascontiguousarray(wx, np.float64), lo_x)
