@@ -109,6 +109,31 @@ def test_gaussian_equals_scipy(shape, dtype):
         assert np.array_equal(classic.gaussian(view, 1.2), ndi.gaussian_filter(view, 1.2))
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.float64, np.int32])
+def test_corrected_from_small_equals_upsample_then_subtract(dtype):
+    """The compiled background correction = float32 conversion, `upsample_linear`, `minus_background`, bit for bit.
+
+    2D and 3D windows anywhere in an image (global start, shrunken start), factors 1-5.
+    """
+    from lungtrack.segment import classic
+
+    rng = np.random.default_rng(np.dtype(dtype).itemsize)
+    for trial in range(40):
+        nd = 2 + trial % 2
+        shape = tuple(int(x) for x in rng.integers(1, 40, nd))
+        factor = tuple(int(x) for x in rng.integers(1, 6, nd))
+        start = tuple(int(x) for x in rng.integers(0, 30, nd))
+        s0 = tuple(st // f for st, f in zip(start, factor))
+        s1 = tuple((st + n - 1) // f + 1 for st, n, f in zip(start, shape, factor))
+        pad = (rng.random(tuple(b - a + 2 for a, b in zip(s0, s1))) * 1000).astype(np.float32)
+        img = (rng.random(shape) * 2000).astype(dtype)
+        bg = classic.upsample_linear(pad, factor, start=start, shape=shape, small_start=s0)
+        ref = classic.minus_background(img.astype(np.float32), bg)
+        out = classic.corrected_from_small(img, pad, factor, start=start, small_start=s0)
+        assert out.dtype == np.float32 and np.array_equal(out, ref), (shape, factor, start)
+        assert (out > 0).any()  # not a trivially equal all-zero result
+
+
 @pytest.mark.parametrize("shape", [(300, 301), (1, 9), (1, 1), (4, 60, 70), (0, 4, 4)])
 @pytest.mark.parametrize("p", [0.3, 0.55, 0.8])
 def test_fill_holes_equals_scipy(shape, p):
