@@ -134,6 +134,45 @@ def test_corrected_from_small_equals_upsample_then_subtract(dtype):
         assert (out > 0).any()  # not a trivially equal all-zero result
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_thresholds_and_autofluorescence_level_equal_scikit_image(dtype):
+    """The compiled histogram gives scikit-image's thresholds and np.median's floor, exactly.
+
+    Uniform, normal, ties on bin edges, a spike at 0 (clipped background), gamma, and
+    an outlier that leaves most bins empty; Otsu, multi-Otsu (whose given-histogram
+    path scikit-image does not normalise: a difference found here), Yen.
+    """
+    from skimage import exposure, filters
+
+    from lungtrack.segment import classic
+
+    reference = {"otsu": filters.threshold_otsu, "yen": filters.threshold_yen,
+                 "multiotsu": lambda v: filters.threshold_multiotsu(v, classes=3)[-1]}
+    rng = np.random.default_rng(3)
+    n_multi = 0
+    for trial in range(150):
+        n = int(rng.integers(2, 20000))
+        v = [lambda: rng.random(n), lambda: rng.normal(size=n) * 1e3, lambda: np.round(rng.random(n) * 10) / 10,
+             lambda: np.r_[np.zeros(n), rng.exponential(size=n)], lambda: rng.gamma(2.0, size=n) * 50,
+             lambda: np.r_[rng.random(n), [0.0, 1e6]]][trial % 6]().astype(dtype)
+        if v.min() == v.max():
+            continue
+        counts, centres, _ = classic.histogram(v)
+        ref_counts, ref_centres = exposure.histogram(v)
+        assert np.array_equal(counts, ref_counts) and np.array_equal(centres, ref_centres)
+        for method, f in reference.items():
+            try:
+                ref = float(f(v))
+            except ValueError:  # fewer than 3 values after binning: multi-Otsu is undefined
+                continue
+            n_multi += method == "multiotsu"
+            assert classic.hist_threshold(method, counts, centres) == ref, (trial, method)
+            assert classic.threshold_value(v, method) == ref
+        otsu = filters.threshold_otsu(v)
+        assert classic.autofluorescence_level(v) == float(np.median(v[v <= otsu])), trial
+    assert n_multi > 100
+
+
 @pytest.mark.parametrize("shape", [(300, 301), (1, 9), (1, 1), (4, 60, 70), (0, 4, 4)])
 @pytest.mark.parametrize("p", [0.3, 0.55, 0.8])
 def test_fill_holes_equals_scipy(shape, p):

@@ -567,20 +567,10 @@ def threshold_value(image, method, *, within=None, min_signal_ratio: float = 0.0
     counts = _reduce(image, w, _hist, lo, hi, 256, combine=lambda p: np.sum(p, axis=0), scheduler=scheduler)
     edges = np.histogram(np.zeros(0, image.dtype), bins=256, range=(lo, hi))[1]
     centers = (edges[:-1] + edges[1:]) / 2.0
-    t = _hist_threshold(method, counts, centers)
+    t = classic.hist_threshold(method, counts, centers)
     if min_signal_ratio > 0:
         t = max(t, min_signal_ratio * _autofluorescence_level(image, w, counts, centers, scheduler))
     return t
-
-
-def _hist_threshold(method, counts, centers) -> float:
-    from skimage import filters
-
-    if method == "otsu":
-        return float(filters.threshold_otsu(hist=(counts, centers)))
-    if method == "multiotsu":
-        return float(filters.threshold_multiotsu(hist=(counts, centers), classes=3)[-1])
-    return float(filters.threshold_yen(hist=(counts, centers)))
 
 
 def _autofluorescence_level(image, w, counts, centers, scheduler) -> float:

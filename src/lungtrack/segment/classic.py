@@ -259,20 +259,95 @@ def threshold_value(image: np.ndarray, method, *, within: np.ndarray | None = No
     values = values.ravel()
     if values.size == 0 or float(values.max()) == float(values.min()):
         return float("inf")
-    t = float(_THRESHOLDS[method](values))
+    hist = histogram(values) if method in _HIST_METHODS else None
+    t = float(_THRESHOLDS[method](values)) if hist is None else hist_threshold(method, hist[0], hist[1])
     if min_signal_ratio > 0:
         # the floor's Otsu split is the threshold itself when the method is Otsu (one histogram, not two)
-        t = max(t, min_signal_ratio * autofluorescence_level(values, otsu=t if method == "otsu" else None))
+        t = max(t, min_signal_ratio * autofluorescence_level(values, otsu=t if method == "otsu" else None, hist=hist))
     return t
 
 
-def autofluorescence_level(values: np.ndarray, otsu: float | None = None) -> float:
-    """Median of the dimmer Otsu class of background-corrected tissue voxels (``otsu``: that split, if known)."""
+_HIST_METHODS = ("otsu", "multiotsu", "yen")  # scikit-image computes these from a 256-bin histogram
+
+
+def histogram(values: np.ndarray, nbins: int = 256):
+    """``skimage.exposure.histogram(values, nbins)`` of a float array, in one compiled pass: counts, centres, edges.
+
+    The same counts (np.histogram's bins and rule; `lungtrack.segment._kernels.histogram_counts`),
+    0.03 s instead of 0.07 s for 10 million voxels. ``values`` must not be constant.
+
+    Examples
+    --------
+    >>> from skimage import exposure
+    >>> v = np.random.default_rng(0).random(1000).astype(np.float32)
+    >>> counts, centres, _ = histogram(v)
+    >>> ref = exposure.histogram(v)
+    >>> bool(np.array_equal(counts, ref[0]) and np.array_equal(centres, ref[1]))
+    True
+    """
+    from ._kernels import histogram_counts
+
+    values = np.asarray(values).ravel()
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
+    # numpy's edges: its linspace over (min, max) in the values' type
+    edges = np.histogram_bin_edges(np.zeros(0, values.dtype), bins=nbins, range=(values.min(), values.max()))
+    return histogram_counts(values, edges), (edges[:-1] + edges[1:]) / 2.0, edges
+
+
+def hist_threshold(method: str, counts, centres) -> float:
+    """A histogram method's threshold from (counts, bin centres): the value scikit-image gives on the voxels."""
+    if method == "otsu":
+        return float(filters.threshold_otsu(hist=(counts, centres)))
+    if method == "multiotsu":  # normalised, as scikit-image's histogram of an image (not of given counts)
+        return float(filters.threshold_multiotsu(hist=(counts / np.sum(counts), centres), classes=3)[-1])
+    return float(filters.threshold_yen(hist=(counts, centres)))
+
+
+def autofluorescence_level(values: np.ndarray, otsu: float | None = None, hist=None) -> float:
+    """Median of the dimmer Otsu class of background-corrected tissue voxels.
+
+    ``otsu``: that split, if known; ``hist``: `histogram` of ``values``, if known. The
+    median is ``np.median``'s, found from the histogram's counts: only the bin that
+    holds the middle is gathered and sorted (a partition of millions of voxels took
+    45-60 ms, this 10-20 ms).
+
+    Examples
+    --------
+    >>> v = np.random.default_rng(1).gamma(2.0, size=10001).astype(np.float32)
+    >>> from skimage import filters
+    >>> autofluorescence_level(v) == float(np.median(v[v <= filters.threshold_otsu(v)]))
+    True
+    """
     values = np.asarray(values).ravel()
     if values.size == 0 or float(values.max()) == float(values.min()):
         return float(values.max()) if values.size else 0.0
-    low = values[values <= (filters.threshold_otsu(values) if otsu is None else otsu)]
-    return float(np.median(low))
+    counts, centres, edges = histogram(values) if hist is None else hist
+    t = float(filters.threshold_otsu(hist=(counts, centres))) if otsu is None else otsu
+    low = values <= t  # (as values[values <= t]: the same comparison)
+    nb = len(counts)
+    # bins before the one that holds t lie wholly below it; that one is counted
+    p = int(np.clip(np.searchsorted(edges, edges.dtype.type(t), side="right") - 1, 0, nb - 1))
+    cum = np.cumsum(counts[:p])
+    in_p = (values >= edges[p]) & low
+    n_p = int(np.count_nonzero(in_p))
+    cum = np.r_[cum, (cum[-1] if p else 0) + n_p]
+    n = int(cum[-1])
+    ks = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+    parts = {}
+
+    def kth(k):
+        b = int(np.searchsorted(cum, k, side="right"))
+        if b not in parts:
+            if b == p:
+                sel = in_p
+            else:  # bin b < p: [edges[b], edges[b + 1]) (np.histogram's half-open bins)
+                sel = (values >= edges[b]) & (values < edges[b + 1])
+            parts[b] = np.sort(values[sel])
+        return parts[b][k - (int(cum[b - 1]) if b else 0)]
+
+    # np.median: the middle value, or the mean of the two middle ones (in the values' type)
+    return float(np.mean(np.array([kth(k) for k in ks], dtype=values.dtype)))
 
 
 def _diameter_to_size(d_um: float, spacing_um) -> float:
