@@ -87,6 +87,9 @@ if mode == "stages":  # chunked-1 with a CPU timer around each step of segment_c
         timed(bw, fn, st)
     timed(bw, "_materialize")
     mode = "chunked-1"
+from lungtrack.segment import _kernels
+# numba's start and the kernels' load from their disk cache: once per process, like the imports (printed apart)
+jit_s = _kernels.warm_up(len(sp), z.dtype)
 _ru = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = _ru.ru_utime + _ru.ru_stime
 t0 = time.perf_counter()
@@ -166,7 +169,7 @@ for role, ci in (channels.items() if mode == "whole" else ()):  # one role after
 dt = time.perf_counter() - t0
 ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"stages": STAGES, "mode": mode, "seconds": dt, "cpu_s": ru.ru_utime + ru.ru_stime - cpu0, "counts": counts,
-                  "sys_s": ru.ru_stime - _ru.ru_stime,
+                  "sys_s": ru.ru_stime - _ru.ru_stime, "jit_s": jit_s,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -351,6 +354,9 @@ def main():
               f"peak RSS {r['maxrss_mb']:6.0f} MB  {nbytes / 1e6 / r['seconds'] / cores:6.1f} MB/s per core (wall), "
               f"{nbytes / 1e6 / r['cpu_s']:6.1f} MB/s per CPU-second  objects {r['counts']}")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work inflates wall times)")
+    jit = [x["jit_s"] for m in modes for x in runs[m]]
+    print(f"before the clock, in every mode: numba's start and loading the compiled kernels "
+          f"{min(jit):.2f}-{max(jit):.2f} s per process (a compile, the first time after installing, is slower)")
     for base_mode, what in (("plain", "plain scipy/scikit-image"), ("whole", "lungtrack's whole-image path")):
         if base_mode not in res:
             continue

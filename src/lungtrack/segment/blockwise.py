@@ -94,16 +94,13 @@ def _label_block(block: np.ndarray, structure: np.ndarray, boxes: bool = False, 
     without ``order``, no first voxels (empty): for labels whose numbering does not matter.
     """
     lab, n = ndi.label(block, structure=structure)
-    flat = lab.ravel()
-    nz = np.flatnonzero(flat) if order else np.zeros(0, np.int64)
-    vals = flat[nz]
-    # scipy numbers labels by first appearance: a label's first voxel is where it exceeds all before it.
-    if vals.size:
-        new = np.empty(vals.size, bool)
-        new[0] = True
-        np.greater(vals[1:], np.maximum.accumulate(vals)[:-1], out=new[1:])
-        first = nz[new]
-    else:
+    if order or boxes:
+        from ._kernels import label_summary
+
+        lab3 = lab.reshape((1,) * (3 - lab.ndim) + lab.shape)
+        first, lo, hi = label_summary(lab3, n)
+        lo, hi = lo[:, 3 - lab.ndim:], hi[:, 3 - lab.ndim:]
+    if not order:
         first = np.zeros(0, np.int64)
     faces = {}
     for ax in range(block.ndim):
@@ -111,10 +108,7 @@ def _label_block(block: np.ndarray, structure: np.ndarray, boxes: bool = False, 
         faces[(ax, 1)] = np.take(lab, lab.shape[ax] - 1, axis=ax).copy()
     out = (n, first, faces)
     if boxes:
-        sl = ndi.find_objects(lab, max_label=n)
-        lo = np.array([[s.start for s in t] for t in sl], np.int64).reshape(n, block.ndim)
-        hi = np.array([[s.stop for s in t] for t in sl], np.int64).reshape(n, block.ndim)
-        out += ((lo, hi),)
+        out += ((np.ascontiguousarray(lo), np.ascontiguousarray(hi)),)
     return out + (lab,) if keep else out
 
 
