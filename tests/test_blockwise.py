@@ -295,3 +295,36 @@ def test_analyze_chunked_on_a_local_cluster_equals_whole_image_segmentation(tmp_
                                                             & (objects.role == role)]).shape[0]
         assert row["tissue_area_mm2"] == pytest.approx(tissue.sum() * np.prod(sp) * 1e-6)
     assert samples["n_msc"].iloc[0] > samples["n_msc"].iloc[-1] > 0  # MSCs disappear over time
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint32, np.uint64])
+def test_compiled_block_sums_equal_numpy(ndim, dtype):
+    """Per-label partial sums, present labels and (component, seed) counts from compiled passes = numpy's, exactly.
+
+    Labels with gaps, at the block's border, far apart (the sorted fallback) and none.
+    """
+    rng = np.random.default_rng(ndim * 10 + np.dtype(dtype).itemsize)
+    shape = (5, 23, 31)[-ndim:]
+    image_shape = (9, 80, 70)[-ndim:]
+    start = (2, 40, 0)[-ndim:]
+    for case in range(5):
+        lab = rng.integers(0, 40, shape).astype(dtype) * (rng.random(shape) < 0.5)
+        lab[lab > 0] += 1000
+        if case == 3:
+            lab.flat[0] = 5_000_000  # far from the others: the sorted fallback
+        if case == 4:
+            lab[:] = 0
+        ims = {"a": rng.integers(0, 60000, shape).astype(np.uint16), "b": rng.random(shape).astype(np.float32)}
+        got = bw._partial_sums(lab, ims, start, image_shape)
+        ref = bw._partial_sums_sorted(lab, ims, start, image_shape)
+        # (np.bincount of nothing is int64, of something float64: the dtypes differ only when empty)
+        pd.testing.assert_frame_equal(got, ref, check_exact=True, check_dtype=case != 4)
+        assert len(got) == len(np.unique(lab[lab > 0]))
+        assert np.array_equal(bw._present(lab), np.unique(lab[lab > 0]).astype(np.int64))
+        seeds = (rng.integers(0, 4, shape) * (lab > 0)).astype(np.int32)
+        keys, counts = bw._key_counts(seeds, lab)
+        rk, rc = np.unique(bw._keys(seeds, lab)[0], return_counts=True)
+        assert np.array_equal(keys, rk) and np.array_equal(counts, rc)
+        view = lab[..., 1:-1]  # not contiguous
+        assert np.array_equal(bw._present(view), np.unique(view[view > 0]).astype(np.int64))

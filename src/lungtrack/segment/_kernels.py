@@ -291,6 +291,157 @@ def label_summary(lab, n):
 
 
 
+
+@numba.njit(cache=True, nogil=True)
+def label_range(lab):
+    """Smallest and largest positive label of a (Z, Y, X) block (1, 0 when there is none)."""
+    lo = np.iinfo(np.int64).max
+    hi = 0
+    nz, ny, nx = lab.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                v = np.int64(lab[z, y, x])
+                if v > 0:
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+    return (1, 0) if hi == 0 else (lo, hi)
+
+
+@numba.njit(cache=True, nogil=True)
+def label_sums(lab, lo, hi, start, image_shape):
+    """Per label lo..hi of a (Z, Y, X) block at global ``start``: voxel count, coordinate sums, border flag.
+
+    Sums in raster order, as ``np.bincount`` over ``np.nonzero`` (the same float64 additions).
+    """
+    m = hi - lo + 1
+    count = np.zeros(m, np.int64)
+    sums = np.zeros((3, m), np.float64)
+    border = np.zeros(m, np.bool_)
+    nz, ny, nx = lab.shape
+    for z in range(nz):
+        gz = z + start[0]
+        bz = image_shape[0] > 1 and (gz == 0 or gz == image_shape[0] - 1)
+        for y in range(ny):
+            gy = y + start[1]
+            by = bz or (image_shape[1] > 1 and (gy == 0 or gy == image_shape[1] - 1))
+            row = lab[z, y]
+            for x in range(nx):
+                v = np.int64(row[x])
+                if v <= 0:
+                    continue
+                j = v - lo
+                gx = x + start[2]
+                count[j] += 1
+                sums[0, j] += np.float64(gz)
+                sums[1, j] += np.float64(gy)
+                sums[2, j] += np.float64(gx)
+                if by or (image_shape[2] > 1 and (gx == 0 or gx == image_shape[2] - 1)):
+                    border[j] = True
+    return count, sums, border
+
+
+@numba.njit(cache=True, nogil=True)
+def label_intensity_sums(lab, image, lo, hi):
+    """Per label lo..hi: the sum of ``image`` over its voxels (float64, raster order)."""
+    out = np.zeros(hi - lo + 1, np.float64)
+    flat = lab.ravel()
+    im = image.ravel()
+    for i in range(flat.shape[0]):
+        v = np.int64(flat[i])
+        if v > 0:
+            out[v - lo] += np.float64(im[i])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def seed_counts(seeds, cc, lo, hi):
+    """Voxels per (component, seed) of (Z, Y, X) blocks (any strides), for the voxels with a seed.
+
+    ``lo``..``hi``: the range of component labels in ``cc``. Returns components, seeds and
+    counts in the order of the keys ``component * 2**20 + seed`` sorted (np.unique's),
+    without sorting the voxels.
+    """
+    m = hi - lo + 1
+    top = np.zeros(m, np.int64)  # the largest seed number per component
+    nz, ny, nx = seeds.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                sd = np.int64(seeds[z, y, x])
+                if sd > 0:
+                    j = np.int64(cc[z, y, x]) - lo
+                    if sd > top[j]:
+                        top[j] = sd
+    offset = np.zeros(m + 1, np.int64)
+    for j in range(m):
+        offset[j + 1] = offset[j] + top[j]
+    n = np.zeros(offset[m], np.int64)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                sd = np.int64(seeds[z, y, x])
+                if sd > 0:
+                    n[offset[np.int64(cc[z, y, x]) - lo] + sd - 1] += 1
+    k = 0
+    for q in range(n.shape[0]):
+        if n[q] > 0:
+            k += 1
+    comp = np.empty(k, np.int64)
+    seed = np.empty(k, np.int64)
+    cnt = np.empty(k, np.int64)
+    k = 0
+    for j in range(m):
+        for t in range(top[j]):
+            q = offset[j] + t
+            if n[q] > 0:
+                comp[k] = j + lo
+                seed[k] = t + 1
+                cnt[k] = n[q]
+                k += 1
+    return comp, seed, cnt
+
+
+@numba.njit(cache=True, nogil=True)
+def seed_lookup(seeds, cc, first, table):
+    """Final labels: ``table[first[component] + seed]`` where a voxel has a seed, else 0 (int32)."""
+    s = seeds.ravel()
+    c = cc.ravel()
+    out = np.zeros(s.shape[0], np.int32)
+    for i in range(s.shape[0]):
+        if s[i] > 0:
+            out[i] = table[first[c[i]] + s[i]]
+    return out.reshape(seeds.shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def present_labels(lab):
+    """The positive labels of a (Z, Y, X) block (any strides), sorted: ``np.unique(lab[lab > 0])`` without a sort.
+
+    Returns an empty array, and the range lo, hi (1, 0 when empty).
+    """
+    lo = np.iinfo(np.int64).max
+    hi = 0
+    nz, ny, nx = lab.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                v = np.int64(lab[z, y, x])
+                if v > 0:
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+    if hi == 0:
+        return np.zeros(0, np.int64), 1, 0
+    seen = np.zeros(hi - lo + 1, np.bool_)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                v = np.int64(lab[z, y, x])
+                if v > 0:
+                    seen[v - lo] = True
+    return np.flatnonzero(seen) + lo, lo, hi
+
+
 def warm_up(ndim: int = 2, dtype=np.uint16) -> float:
     """Start numba and load (or compile) the kernels segmentation uses, on tiny arrays; returns the seconds.
 
@@ -301,7 +452,7 @@ def warm_up(ndim: int = 2, dtype=np.uint16) -> float:
     """
     import time
 
-    from . import classic
+    from . import blockwise, classic
 
     t = time.perf_counter()
     shape = (6,) * ndim
@@ -309,6 +460,8 @@ def warm_up(ndim: int = 2, dtype=np.uint16) -> float:
     corrected = classic.subtract_background(img, (1.0,) * ndim, 2.0)
     classic.gaussian(corrected, 1.0)
     classic.histogram(corrected)
-    lab = np.arange(np.prod(shape), dtype=np.int32).reshape((1,) * (3 - ndim) + shape)
-    label_summary(lab, int(lab.max()))
+    lab = np.arange(np.prod(shape), dtype=np.int32).reshape(shape)
+    blockwise._label_block(lab > 0, np.ones((3,) * ndim, bool), boxes=True)
+    blockwise._partial_sums(lab, {"x": img}, (0,) * ndim, shape)
+    blockwise._key_counts(lab, lab)
     return time.perf_counter() - t

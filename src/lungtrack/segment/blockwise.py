@@ -799,7 +799,7 @@ def _split_block(cc_ov, origin, core, image_shape, spacing, params, gboxes):
     """
     seeds_core = np.zeros(tuple(s.stop - s.start for s in core), np.int32)
     core_labels = cc_ov[tuple(core)]
-    ids = np.unique(core_labels[core_labels > 0]).astype(np.int64)
+    ids = _present(core_labels)
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     if ids.size == 0:
         return seeds_core, empty, {}, []
@@ -829,6 +829,16 @@ def _split_block(cc_ov, origin, core, image_shape, spacing, params, gboxes):
     return seeds_core, _key_counts(seeds_core, core_labels), seeds, deferred
 
 
+def _present(lab) -> np.ndarray:
+    """``np.unique(lab[lab > 0])`` as int64, from per-label flags when the labels span a narrow range."""
+    from ._kernels import present_labels
+
+    ids, lo, hi = present_labels(_as3d(lab))
+    if not _dense_ok(lo, hi, lab.size):  # (its flags were big; rare: labels far apart)
+        return np.unique(lab[lab > 0]).astype(np.int64)
+    return ids
+
+
 def _keys(seeds, cc):
     """Object keys ``component * 2**20 + seed`` of the voxels with a seed, and where they are (flat indices)."""
     nz = np.flatnonzero(seeds)
@@ -836,8 +846,15 @@ def _keys(seeds, cc):
 
 
 def _key_counts(seeds, cc):
-    u, c = np.unique(_keys(seeds, cc)[0], return_counts=True)
-    return u, c
+    """The keys of the objects in a block (sorted) and their voxel counts: ``np.unique(_keys(...)[0], return_counts=True)``."""
+    from ._kernels import label_range, seed_counts
+
+    cc3 = _as3d(cc)
+    lo, hi = label_range(cc3)
+    if not _dense_ok(lo, hi, cc.size):
+        return np.unique(_keys(np.ascontiguousarray(seeds), np.ascontiguousarray(cc))[0], return_counts=True)
+    comp, seed, cnt = seed_counts(_as3d(seeds), cc3, lo, hi)
+    return comp * _KEY_STRIDE + seed, cnt
 
 
 def _table_get(k, table_keys, table_vals):
@@ -848,12 +865,11 @@ def _table_get(k, table_keys, table_vals):
     return np.where(table_keys[pos] == k, table_vals[pos], 0)
 
 
-def _lookup_seeds(seeds, cc, table_keys, table_vals):
-    """Final labels of a block from its seed numbers and component labels (objects not in the table: 0)."""
-    out = np.zeros(seeds.shape, np.int32)
-    k, nz = _keys(seeds, cc)
-    out.ravel()[nz] = _table_get(k, table_keys, table_vals)
-    return out
+def _lookup_seeds(seeds, cc, first_of, table):
+    """Final labels of a block: ``table[first_of[component] + seed]`` where a voxel has a seed (else 0)."""
+    from ._kernels import seed_lookup
+
+    return seed_lookup(np.ascontiguousarray(seeds), np.ascontiguousarray(cc), first_of, table)
 
 
 def _lookup(keys, table_keys, table_vals):
@@ -1161,7 +1177,7 @@ def _number(seed_no, cc, counts, seeds, n_components, spacing, params, ws, sched
     size = pd.Series(v).groupby(k).sum()
     comp = np.arange(1, n_components + 1)
     nseed = np.array([seeds.get(int(c), 0) for c in comp], np.int64)
-    first = np.r_[0, np.cumsum(nseed)[:-1]]  # objects before each component (0-based)
+    first = np.r_[0, np.cumsum(nseed)[:-1]].astype(np.int64)  # objects before each component (0-based)
     obj_keys = size.index.to_numpy(np.int64)
     c_of = obj_keys // _KEY_STRIDE
     s_of = obj_keys % _KEY_STRIDE
@@ -1172,9 +1188,13 @@ def _number(seed_no, cc, counts, seeds, n_components, spacing, params, ws, sched
     order = np.argsort(obj_id[keep], kind="stable")
     final = np.zeros(keep.sum(), np.int32)
     final[order] = np.arange(1, keep.sum() + 1)
-    tk = obj_keys[keep]
-    srt = np.argsort(tk)
-    labels = da.map_blocks(_lookup_seeds, seed_no, cc, tk[srt], final[srt], dtype=np.int32)
+    if np.any(s_of > nseed[c_of - 1]):
+        raise RuntimeError("internal error: a block split a component into more objects than its owner block")
+    # final label by object number (the classic one): table[first_of[component] + seed]
+    first_of = np.r_[0, first]
+    table = np.zeros(int(nseed.sum()) + 1, np.int32)
+    table[obj_id[keep]] = final
+    labels = da.map_blocks(_lookup_seeds, seed_no, cc, first_of, table, dtype=np.int32)
     return labels, int(keep.sum())
 
 
@@ -1192,11 +1212,46 @@ def _size_filter(cc, parts, spacing, params, ws, scheduler, key_is_label=True):
 
 # --------------------------------------------------------------------------- measurements
 
+def _as3d(a: np.ndarray) -> np.ndarray:
+    return a.reshape((1,) * (3 - a.ndim) + a.shape)
+
+
+def _dense_ok(lo: int, hi: int, size: int) -> bool:
+    """Whether per-label arrays over lo..hi are small next to a block of ``size`` voxels (else sort the voxels)."""
+    return hi - lo + 1 <= max(size // 4, 1 << 16)
+
+
 def _partial_sums(lab, intens, start, image_shape):
-    """Additive per-block sums for every label: count, coordinate sums, intensity sums, border flag."""
+    """Additive per-block sums for every label: count, coordinate sums, intensity sums, border flag.
+
+    One compiled pass per quantity over per-label arrays (the labels of a block span a
+    narrow range), summing in raster order as ``np.bincount`` does: the same values as
+    `_partial_sums_sorted`, which sorts the voxels instead (for a block whose labels are far apart).
+    """
+    from ._kernels import label_intensity_sums, label_range, label_sums
+
+    lab = np.ascontiguousarray(lab)
+    lab3 = _as3d(lab)
+    lo, hi = label_range(lab3)
+    if not _dense_ok(lo, hi, lab.size):
+        return _partial_sums_sorted(lab, intens, start, image_shape)
+    pad = 3 - lab.ndim
+    count, sums, border = label_sums(lab3, lo, hi, np.array((0,) * pad + tuple(start), np.int64),
+                                     np.array((1,) * pad + tuple(image_shape), np.int64))
+    here = np.flatnonzero(count)
+    out = {"label": here + lo, "count": count[here].astype(np.float64)}
+    for ax in range(lab.ndim):
+        out[f"sum_{ax}"] = sums[pad + ax, here]
+    for name, im in intens.items():
+        out[f"int_{name}"] = label_intensity_sums(lab3, _as3d(np.ascontiguousarray(im)), lo, hi)[here]
+    out["border"] = border[here]
+    return pd.DataFrame(out)
+
+
+def _partial_sums_sorted(lab, intens, start, image_shape):
     fg = lab > 0
     ids, inv, counts = np.unique(lab[fg], return_inverse=True, return_counts=True)
-    out = {"label": ids, "count": counts.astype(np.float64)}
+    out = {"label": ids.astype(np.int64), "count": counts.astype(np.float64)}
     coords = np.nonzero(fg)
     for ax, c in enumerate(coords):
         out[f"sum_{ax}"] = np.bincount(inv, weights=(c + start[ax]).astype(np.float64), minlength=ids.size)
