@@ -258,7 +258,7 @@ def _versions() -> dict:
     import importlib.metadata as md
 
     names = ["numpy", "scipy", "scikit-image", "dask", "distributed", "tifffile", "imagecodecs", "zarr", "pandas",
-             "pyarrow", "matplotlib", "pydantic", "pyyaml"]
+             "pyarrow", "matplotlib", "pydantic", "pyyaml", "numba", "llvmlite", "laptrack"]
     out = {"lungtrack": __version__, "python": platform.python_version(), "platform": platform.platform()}
     for n in names:
         try:
