@@ -33,6 +33,7 @@ import dask, dask.array as da
 from lungtrack.config import Config
 from lungtrack.segment import blockwise as bw
 src, work, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
+bw.use_one_malloc_arena()  # as `lungtrack analyze --memory-limit` does, before any thread starts
 cfg = Config()
 cfg.run.memory_limit_gb = limit
 img = da.from_zarr(src)

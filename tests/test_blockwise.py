@@ -328,3 +328,20 @@ def test_compiled_block_sums_equal_numpy(ndim, dtype):
         assert np.array_equal(keys, rk) and np.array_equal(counts, rc)
         view = lab[..., 1:-1]  # not contiguous
         assert np.array_equal(bw._present(view), np.unique(view[view > 0]).astype(np.int64))
+
+
+def test_use_one_malloc_arena_in_a_fresh_process():
+    """On glibc it sets M_ARENA_MAX and the variable child processes read; an existing setting is left alone."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    code = ("import os; from lungtrack.segment.blockwise import use_one_malloc_arena as f; "
+            "print(f(), os.environ.get('MALLOC_ARENA_MAX'))")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == (["True", "1"] if platform.libc_ver()[0] == "glibc" else ["False", "None"])
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "MALLOC_ARENA_MAX": "4"}, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split() == ["False", "4"]

@@ -116,8 +116,14 @@ def _chunk_options(args):
 
 def cmd_analyze(args) -> int:
     from .batch import EXIT_FAILURES
+    from .config import load_config
 
-    res = _run_analysis(args.experiment, args.out, _chunk_options(args), args, overwrite=args.overwrite)
+    cfg = _chunk_options(args)
+    if load_config(cfg).run.memory_limit_gb is not None:
+        from .segment.blockwise import use_one_malloc_arena
+
+        use_one_malloc_arena()  # before dask's threads exist: the budget holds (see its docstring)
+    res = _run_analysis(args.experiment, args.out, cfg, args, overwrite=args.overwrite)
     print(_summary(res))
     return EXIT_FAILURES if len(res.failures) else 0
 

@@ -1574,14 +1574,38 @@ def _nested_scheduler():
     return contextlib.nullcontext("threads")
 
 
+def use_one_malloc_arena() -> bool:
+    """Make this process (and the processes it starts) allocate from one glibc malloc arena.
+
+    glibc gives each thread its own arena; memory freed in one is not reused by the
+    others, and with chunks coming and going on several threads the fragments add up.
+    With a memory budget that is what broke it: ``bench/out_of_core.py`` at 0.5 GB on
+    2 threads peaked at 522 MiB with per-thread arenas and 428 MiB with one. Called by
+    `lungtrack analyze` when a memory limit is set, before any worker thread starts
+    (arenas that already exist stay). Does nothing where ``MALLOC_ARENA_MAX`` is set
+    already or the C library is not glibc. Returns whether it took effect.
+    """
+    import ctypes
+    import platform
+
+    if "MALLOC_ARENA_MAX" in os.environ or platform.libc_ver()[0] != "glibc":
+        return False
+    os.environ["MALLOC_ARENA_MAX"] = "1"  # read by glibc at the start of child processes (dask workers)
+    try:
+        return bool(ctypes.CDLL(None).mallopt(-8, 1))  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
+
+
 def chunk_plan(shape, run, n_threads: int | None = None):
     """Chunk size (px per axis) and whether intermediates go to disk, from the run config.
 
     Without a memory limit: ``run.chunk_size_px`` in y and x (whole z). With
     ``run.memory_limit_gb``: intermediates on disk and chunks small enough that
     every thread's working set (about 120 bytes per voxel of a chunk, the split's
-    halo and label arrays included) fits the limit after 0.35 GB for Python and
-    the libraries (calibrated with bench/out_of_core.py).
+    halo and label arrays included) fits the limit after 0.40 GB for Python and
+    the libraries (0.35 GB, and 0.1 GB more since numba's compiled kernels; calibrated
+    with bench/out_of_core.py).
     """
     n_threads = n_threads or os.cpu_count() or 1
     c = int(run.chunk_size_px)
