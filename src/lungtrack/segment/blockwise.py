@@ -1603,9 +1603,9 @@ def chunk_plan(shape, run, n_threads: int | None = None):
     Without a memory limit: ``run.chunk_size_px`` in y and x (whole z). With
     ``run.memory_limit_gb``: intermediates on disk and chunks small enough that
     every thread's working set (about 120 bytes per voxel of a chunk, the split's
-    halo and label arrays included) fits the limit after 0.40 GB for Python and
-    the libraries (0.35 GB, and 0.1 GB more since numba's compiled kernels; calibrated
-    with bench/out_of_core.py).
+    halo and label arrays included) fits the limit after 0.35 GB for Python and
+    the libraries, numba's compiled kernels included (calibrated with
+    bench/out_of_core.py, one malloc arena: `use_one_malloc_arena`).
     """
     n_threads = n_threads or os.cpu_count() or 1
     c = int(run.chunk_size_px)
