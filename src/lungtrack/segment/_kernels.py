@@ -420,18 +420,10 @@ def present_labels(lab):
 
     Returns an empty array, and the range lo, hi (1, 0 when empty).
     """
-    lo = np.iinfo(np.int64).max
-    hi = 0
-    nz, ny, nx = lab.shape
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                v = np.int64(lab[z, y, x])
-                if v > 0:
-                    lo = min(lo, v)
-                    hi = max(hi, v)
+    lo, hi = label_range(lab)
     if hi == 0:
         return np.zeros(0, np.int64), 1, 0
+    nz, ny, nx = lab.shape
     seen = np.zeros(hi - lo + 1, np.bool_)
     for z in range(nz):
         for y in range(ny):
@@ -445,7 +437,7 @@ def present_labels(lab):
 def warm_up(ndim: int = 2, dtype=np.uint16) -> float:
     """Start numba and load (or compile) the kernels segmentation uses, on tiny arrays; returns the seconds.
 
-    numba's own start (0.3-0.5 s) and each kernel's load from its on-disk cache
+X's load from its on-disk cache
     happen once per process, at the first call; a compile (first use after
     installing: a few seconds) happens once per machine. Benchmarks call this before
     their clock, as they import the libraries before it.
