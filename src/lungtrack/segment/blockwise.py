@@ -97,8 +97,7 @@ def _label_block(block: np.ndarray, structure: np.ndarray, boxes: bool = False, 
     if order or boxes:
         from ._kernels import label_summary
 
-        lab3 = lab.reshape((1,) * (3 - lab.ndim) + lab.shape)
-        first, lo, hi = label_summary(lab3, n)
+        first, lo, hi = label_summary(_as3d(lab), n)
         lo, hi = lo[:, 3 - lab.ndim:], hi[:, 3 - lab.ndim:]
     if not order:
         first = np.zeros(0, np.int64)
